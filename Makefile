@@ -1,0 +1,34 @@
+# soraweb: `make run` starts the whole app, `make test` checks it.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+
+.PHONY: install run test lint format faults bench clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt requirements-dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	touch $@
+
+run: install
+	$(PY) manage.py runstack
+
+test: install
+	$(VENV)/bin/ruff check .
+	@# No broker is needed to compare models with migrations: skip the embedded one.
+	DATA_DIR=$$(mktemp -d) REDIS_URL=redis://127.0.0.1:1/0 $(PY) manage.py makemigrations --check --dry-run
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: install
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,153 @@
+"""Files: fetching and verifying finished videos, posters, and reference-image links."""
+
+import re
+import subprocess
+import time
+import uuid
+from contextlib import closing, suppress
+from pathlib import Path
+
+import imageio_ffmpeg
+import requests
+from django.conf import settings
+from django.core import signing
+from django.core.files import File
+from django.core.files.storage import default_storage
+from django.urls import reverse
+
+from jobs import upstream
+
+CHUNK = 64 * 1024
+REFERENCE_LINK_MAX_AGE = 24 * 3600
+_SIGNER_SALT = "jobs.reference-image"
+
+
+class StagedFile(File):
+    """A finished temp file: FileSystemStorage moves it into place (an atomic rename)."""
+
+    def temporary_file_path(self):
+        return self.file.name
+
+
+def fetch_video(job):
+    """Download, verify and store the job's video and a poster; returns (video_name, poster_name, seconds)."""
+    staging = Path(settings.DATA_DIR) / "staging"
+    staging.mkdir(exist_ok=True)
+    part = staging / f"job-{job.pk}-{uuid.uuid4().hex[:8]}.mp4"
+    poster = part.with_suffix(".jpg")
+    try:
+        _download(job.result_url, part)
+        info = probe(part)
+        if not info.get("duration"):
+            raise upstream.Permanent("the file is not a playable video", kind="download")
+        make_poster(part, poster, info["duration"])
+        video_name = _store(part, f"videos/{job.created_at:%Y/%m}/job-{job.pk}.mp4")
+        poster_name = _store(poster, f"posters/{job.created_at:%Y/%m}/job-{job.pk}.jpg")
+        return video_name, poster_name, info["duration"]
+    finally:
+        part.unlink(missing_ok=True)
+        poster.unlink(missing_ok=True)
+
+
+def _download(url, path):
+    """Stream url into path with constant memory, a size cap and a total deadline."""
+    deadline = time.monotonic() + settings.SORA_DOWNLOAD_TIMEOUT
+    limit = settings.SORA_MAX_VIDEO_BYTES
+    with closing(upstream.open_video(url)) as response:
+        too_big = upstream.Permanent(
+            f"the video is larger than the {limit // 2**20} MB limit", kind="download"
+        )
+        declared = int(response.headers.get("Content-Length") or 0)
+        if declared > limit:
+            raise too_big
+        size = 0
+        try:
+            with open(path, "wb") as out:
+                for chunk in response.iter_content(CHUNK):
+                    size += len(chunk)
+                    if size > limit:
+                        raise too_big
+                    if time.monotonic() > deadline:
+                        raise upstream.Transient(
+                            f"the download took longer than {settings.SORA_DOWNLOAD_TIMEOUT} seconds"
+                        )
+                    if size == len(chunk) and chunk[4:8] != b"ftyp":
+                        raise upstream.Permanent("the link did not lead to an MP4 video", kind="download")
+                    out.write(chunk)
+        except requests.RequestException as exc:
+            raise upstream.Transient("the download broke off before the end") from exc
+    if size == 0 or (declared and size != declared):
+        raise upstream.Transient("the download broke off before the end")
+
+
+def _store(path, name):
+    with open(path, "rb") as handle:
+        return default_storage.save(name, StagedFile(handle, name=str(path)))
+
+
+def delete_files(job):
+    for field in (job.video, job.poster, job.reference_image):
+        if field:
+            with suppress(OSError):
+                field.delete(save=False)
+
+
+_DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
+_VIDEO_SIZE = re.compile(r"Stream #.*Video: .*?(\d{2,5})x(\d{2,5})")
+
+
+def probe(path):
+    """Width, height and duration (seconds) of a video, read from ffmpeg's report."""
+    result = subprocess.run(
+        [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    info = {}
+    if match := _DURATION.search(result.stderr):
+        hours, minutes, seconds = match.groups()
+        info["duration"] = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+    if match := _VIDEO_SIZE.search(result.stderr):
+        info["width"], info["height"] = int(match[1]), int(match[2])
+    return info
+
+
+def make_poster(video, poster, duration):
+    result = subprocess.run(
+        [
+            imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
+            "-ss", f"{min(1.0, duration / 2):.2f}", "-i", str(video),
+            "-frames:v", "1", "-vf", "scale='min(640,iw)':-2", "-q:v", "4", str(poster),
+        ],
+        capture_output=True,
+        timeout=120,
+    )  # fmt: skip
+    if result.returncode or not poster.exists():
+        raise upstream.Permanent("the file is not a playable video (no frame could be read)", kind="download")
+
+
+# --- Reference images: the gateway fetches them by URL ---------------------------
+
+
+def reference_token(job):
+    return signing.dumps(job.pk, salt=_SIGNER_SALT, compress=True)
+
+
+def job_pk_from_reference_token(token):
+    """The job a reference link names, or None when it is forged or expired."""
+    try:
+        return signing.loads(token, salt=_SIGNER_SALT, max_age=REFERENCE_LINK_MAX_AGE)
+    except signing.BadSignature:
+        return None
+
+
+def reference_url(job):
+    """An unguessable, expiring public link to the job's reference image."""
+    if not settings.PUBLIC_BASE_URL:
+        raise upstream.Permanent(
+            "The reference image cannot be sent: PUBLIC_BASE_URL is not set, so the video service "
+            "has no address to fetch it from.",
+            kind="rejected",
+        )
+    return settings.PUBLIC_BASE_URL + reverse("jobs:reference", args=[reference_token(job)])

@@ -1,0 +1,370 @@
+import logging
+import random
+import uuid
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import connection, models, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+log = logging.getLogger(__name__)
+
+# A fresh row's own submit message normally arrives within this; after it the
+# sweep assumes the message was lost and sends another.
+SUBMIT_GRACE = timedelta(seconds=30)
+RESULT_URL_LIFETIME = timedelta(hours=24)
+
+MODERATION_WORDS = (
+    "moderat", "policy", "safety", "violat", "prohibit", "nsfw", "inappropriate",
+    "real person", "public figure", "guardrail", "not allowed",
+)  # fmt: skip
+
+
+# A task that leased a row has this long before the sweep may hand it out again:
+# longer than the call it makes can take, so a live task is never doubled.
+def call_lease():
+    return timedelta(seconds=settings.SORA_CONNECT_TIMEOUT + settings.SORA_READ_TIMEOUT + 30)
+
+
+def download_lease():
+    return timedelta(seconds=settings.SORA_DOWNLOAD_TIMEOUT + 120)
+
+
+def jittered(seconds):
+    """Spread polls so jobs submitted together do not hit the gateway together."""
+    return timedelta(seconds=seconds * random.uniform(1.0, 1.2))
+
+
+class VideoJob(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting to submit"
+        SUBMITTING = "submitting", "Submitting"
+        QUEUED = "queued", "Queued"
+        PROCESSING = "processing", "Generating"
+        DOWNLOADING = "downloading", "Downloading"
+        SUCCEEDED = "succeeded", "Ready"
+        FAILED = "failed", "Failed"
+        CANCELLED = "cancelled", "Cancelled"
+        UNKNOWN = "unknown", "Needs attention"
+
+    class FailureKind(models.TextChoices):
+        REJECTED = "rejected", "Input rejected"
+        MODERATION = "moderation", "Refused by moderation"
+        ACCOUNT = "account", "Account problem"
+        PROVIDER = "provider", "Provider error"
+        TIMED_OUT = "timed_out", "Timed out"
+        DOWNLOAD = "download", "Download failed"
+
+    class Model(models.TextChoices):
+        PLUS = "openAiSora2Plus", "Sora 2 Plus"
+        PRO = "openAiSora2Pro", "Sora 2 Pro"
+
+    class AspectRatio(models.TextChoices):
+        LANDSCAPE = "16:9", "Landscape 16:9"
+        PORTRAIT = "9:16", "Portrait 9:16"
+
+    class Duration(models.IntegerChoices):
+        SHORT = 4, "4 seconds"
+        MEDIUM = 8, "8 seconds"
+        LONG = 12, "12 seconds"
+
+    FINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.UNKNOWN)
+    ACTIVE = (Status.PENDING, Status.SUBMITTING, Status.QUEUED, Status.PROCESSING, Status.DOWNLOADING)
+    POLLING = (Status.QUEUED, Status.PROCESSING)
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="jobs")
+    prompt = models.TextField(max_length=4000)
+    model = models.CharField(max_length=32, choices=Model, default=Model.PLUS)
+    aspect_ratio = models.CharField(max_length=8, choices=AspectRatio, default=AspectRatio.LANDSCAPE)
+    duration = models.PositiveSmallIntegerField(choices=Duration, default=Duration.MEDIUM)
+    reference_image = models.ImageField(upload_to="references/%Y/%m/", blank=True)
+    reference_note = models.CharField(max_length=200, blank=True)
+    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
+    failure_kind = models.CharField(max_length=16, choices=FailureKind, blank=True)
+    error = models.TextField(blank=True)
+
+    upstream_id = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    upstream_status = models.CharField(max_length=40, blank=True)
+    result_url = models.URLField(max_length=2000, blank=True)
+    result_expires_at = models.DateTimeField(null=True, blank=True)
+    video = models.FileField(upload_to="videos/%Y/%m/", blank=True)
+    poster = models.FileField(upload_to="posters/%Y/%m/", blank=True)
+    actual_duration = models.FloatField(null=True, blank=True)
+    cost = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    # What the sweep needs: when the row is next due, the lease a task must hold
+    # to act on it, the time it gives up, and counters for bounded retries.
+    next_check_at = models.DateTimeField(null=True, blank=True)
+    lease_token = models.CharField(max_length=32, blank=True)
+    deadline_at = models.DateTimeField(null=True, blank=True)
+    submit_attempts = models.PositiveSmallIntegerField(default=0)
+    poll_count = models.PositiveIntegerField(default=0)
+    error_count = models.PositiveSmallIntegerField(default=0)
+    download_attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["-created_at", "-id"], name="job_newest"),
+            models.Index(fields=["status", "-created_at"], name="job_status_newest"),
+            models.Index(fields=["owner", "-created_at"], name="job_owner_newest"),
+            models.Index(
+                fields=["next_check_at"],
+                condition=Q(status__in=["pending", "submitting", "queued", "processing", "downloading"]),
+                name="job_due",
+            ),
+        ]
+
+    def __str__(self):
+        return f"#{self.pk} {self.prompt[:40]}"
+
+    def save(self, *args, **kwargs):
+        if self._state.adding:
+            now = timezone.now()
+            self.next_check_at = self.next_check_at or now + SUBMIT_GRACE
+            self.deadline_at = self.deadline_at or now + timedelta(seconds=settings.SORA_JOB_DEADLINE)
+        super().save(*args, **kwargs)
+
+    @property
+    def is_final(self):
+        return self.status in self.FINAL
+
+    @property
+    def is_landscape(self):
+        return self.aspect_ratio == self.AspectRatio.LANDSCAPE
+
+    @property
+    def size(self):
+        """The gateway's pixel size for this orientation, as "WxH"."""
+        return "1280x720" if self.is_landscape else "720x1280"
+
+    # --- Transitions: each a conditional UPDATE from the states it expects ----
+
+    def _move(self, from_statuses, **fields):
+        """Write fields only if the row is still in one of from_statuses."""
+        fields["updated_at"] = timezone.now()
+        changed = VideoJob.objects.filter(pk=self.pk, status__in=from_statuses).update(**fields)
+        if not changed:
+            return False
+        expressions = [name for name, value in fields.items() if hasattr(value, "resolve_expression")]
+        for name, value in fields.items():
+            if name not in expressions:
+                setattr(self, name, value)
+        if expressions:
+            self.refresh_from_db(fields=expressions)
+        if "status" in fields:
+            log.info(
+                "job %s upstream=%s -> %s %s", self.pk, self.upstream_id or "-", self.status, self.error[:200]
+            )
+        return True
+
+    def claim_for_submit(self):
+        """Take a pending job for its one create call; False if someone else has it."""
+        return self._move(
+            [self.Status.PENDING],
+            status=self.Status.SUBMITTING,
+            submit_attempts=F("submit_attempts") + 1,
+            next_check_at=timezone.now() + call_lease(),
+            lease_token="",
+        )
+
+    def mark_submitted(self, created):
+        """The gateway accepted the job: from now on it is polled, never created again."""
+        now = timezone.now()
+        return self._move(
+            [self.Status.SUBMITTING],
+            status=self.Status.PROCESSING if created.status == "processing" else self.Status.QUEUED,
+            upstream_id=created.id,
+            upstream_status=created.raw_status,
+            submitted_at=now,
+            next_check_at=now + jittered(settings.SORA_POLL_INTERVAL),
+            error="",
+        )
+
+    def retry_submit_later(self, error):
+        """The create call certainly never reached the gateway: try again later, a bounded number of times."""
+        if self.submit_attempts >= settings.SORA_MAX_SUBMIT_ATTEMPTS:
+            return self.mark_failed(
+                self.FailureKind.PROVIDER,
+                f"The video service could not be reached after {self.submit_attempts} tries: {error}",
+            )
+        delay = error.retry_after or min(300, 5 * 2**self.submit_attempts)
+        return self._move(
+            [self.Status.SUBMITTING],
+            status=self.Status.PENDING,
+            next_check_at=timezone.now() + timedelta(seconds=delay),
+            error=f"Retrying: {error}",
+        )
+
+    def mark_unknown(self, reason):
+        return self._move(
+            [self.Status.SUBMITTING],
+            status=self.Status.UNKNOWN,
+            error=f"{reason} The provider may have accepted (and billed) this job; check before retrying.",
+            completed_at=timezone.now(),
+        )
+
+    def mark_failed(self, kind, message, from_statuses=ACTIVE):
+        return self._move(
+            from_statuses,
+            status=self.Status.FAILED,
+            failure_kind=kind,
+            error=message,
+            completed_at=timezone.now(),
+            lease_token="",
+        )
+
+    def cancel(self):
+        """Stop tracking a job that is not final (the gateway has no cancel call)."""
+        return self._move(
+            self.ACTIVE,
+            status=self.Status.CANCELLED,
+            error="Cancelled: soraweb stopped tracking this job.",
+            completed_at=timezone.now(),
+            lease_token="",
+        )
+
+    def take_lease(self, token):
+        """Claim the lease the sweep handed out; a duplicate or stale message gets False."""
+        if not token:
+            return False
+        return bool(VideoJob.objects.filter(pk=self.pk, lease_token=token).update(lease_token=""))
+
+    def apply_result(self, result):
+        """Record one poll answer and move the job on."""
+        now = timezone.now()
+        if result.status == "completed":
+            if not result.video_url:
+                return self.record_poll_error("the provider said completed but gave no video link")
+            return self._move(
+                self.POLLING,
+                status=self.Status.DOWNLOADING,
+                upstream_status=result.raw_status,
+                result_url=result.video_url,
+                result_expires_at=now + RESULT_URL_LIFETIME,
+                # Leased at once so the poll task can start the download without a sweep.
+                lease_token=uuid.uuid4().hex,
+                next_check_at=now + download_lease(),
+                actual_duration=result.actual_duration,
+                cost=result.cost,
+                poll_count=F("poll_count") + 1,
+                error_count=0,
+            )
+        if result.status in ("failed", "cancelled"):
+            message = result.error or f"The provider reported the job as {result.raw_status}."
+            self._move(self.POLLING, upstream_status=result.raw_status, poll_count=F("poll_count") + 1)
+            return self.mark_failed(failure_kind_for(message), message, from_statuses=self.POLLING)
+        if result.status == "unknown":
+            log.warning("job %s: unknown upstream status %r, treated as running", self.pk, result.raw_status)
+        return self._move(
+            self.POLLING,
+            status=self.Status.QUEUED if result.status == "queued" else self.Status.PROCESSING,
+            upstream_status=result.raw_status,
+            poll_count=F("poll_count") + 1,
+            error_count=0,
+            next_check_at=now + jittered(settings.SORA_POLL_INTERVAL),
+        )
+
+    def record_poll_error(self, error):
+        """A bad answer: back off, and give up after a bounded run of them."""
+        errors = self.error_count + 1
+        if errors >= settings.SORA_MAX_POLL_ERRORS:
+            return self.mark_failed(
+                self.FailureKind.PROVIDER,
+                f"The video service gave {errors} bad answers in a row; the last: {error}",
+                from_statuses=self.POLLING,
+            )
+        retry_after = getattr(error, "retry_after", None)
+        backoff = retry_after or settings.SORA_POLL_INTERVAL * 2 ** min(errors, 4)
+        return self._move(
+            self.POLLING,
+            poll_count=F("poll_count") + 1,
+            error_count=errors,
+            next_check_at=timezone.now() + jittered(max(backoff, settings.SORA_POLL_INTERVAL)),
+        )
+
+    def record_download_error(self, error, permanent=False):
+        attempts = self.download_attempts + 1
+        expired = self.result_expires_at and self.result_expires_at <= timezone.now()
+        if permanent or expired or attempts >= settings.SORA_MAX_DOWNLOAD_ATTEMPTS:
+            return self.mark_failed(
+                self.FailureKind.DOWNLOAD,
+                f"The finished video could not be downloaded: {error}",
+                from_statuses=[self.Status.DOWNLOADING],
+            )
+        return self._move(
+            [self.Status.DOWNLOADING],
+            download_attempts=attempts,
+            next_check_at=timezone.now() + timedelta(seconds=min(600, 10 * 2**attempts)),
+            error=f"Download retrying: {error}",
+        )
+
+    def mark_succeeded(self, video_name, poster_name, actual_duration=None):
+        return self._move(
+            [self.Status.DOWNLOADING],
+            status=self.Status.SUCCEEDED,
+            video=video_name,
+            poster=poster_name,
+            actual_duration=self.actual_duration or actual_duration,
+            completed_at=timezone.now(),
+            error="",
+            lease_token="",
+        )
+
+    # --- The sweep --------------------------------------------------------------
+
+    @classmethod
+    def fail_overdue(cls, now=None):
+        """Jobs past their deadline fail with a clear reason instead of spinning forever."""
+        now = now or timezone.now()
+        overdue = cls.objects.filter(
+            status__in=[cls.Status.PENDING, *cls.POLLING], deadline_at__lte=now
+        ).values_list("pk", flat=True)
+        count = 0
+        for job in cls.objects.filter(pk__in=list(overdue[:500])):
+            count += job.mark_failed(
+                cls.FailureKind.TIMED_OUT,
+                "The video was not ready before the deadline; soraweb stopped waiting.",
+                from_statuses=[cls.Status.PENDING, *cls.POLLING],
+            )
+        return count
+
+    @classmethod
+    def lease_due(cls, limit=200, now=None):
+        """Lease the rows whose turn has come; returns [(pk, status, token)] to dispatch."""
+        now = now or timezone.now()
+        with transaction.atomic():
+            due = cls.objects.filter(status__in=cls.ACTIVE, next_check_at__lte=now).order_by("next_check_at")
+            if connection.features.has_select_for_update_skip_locked:
+                due = due.select_for_update(skip_locked=True)
+            rows = list(due.values_list("pk", "status")[:limit])
+            # One token per sweep: a task claims with (pk, token), so it is unique enough.
+            token = uuid.uuid4().hex
+            for status in {status for _, status in rows}:
+                if status == cls.Status.PENDING:
+                    # The submit claim itself guards pending rows: no lease, just a later turn.
+                    next_check, lease_token = now + SUBMIT_GRACE, ""
+                elif status == cls.Status.DOWNLOADING:
+                    next_check, lease_token = now + download_lease(), token
+                else:
+                    next_check, lease_token = now + call_lease(), token
+                pks = [pk for pk, row_status in rows if row_status == status]
+                cls.objects.filter(pk__in=pks, status=status).update(
+                    next_check_at=next_check, lease_token=lease_token, updated_at=now
+                )
+        return [(pk, status, token) for pk, status in rows]
+
+
+def failure_kind_for(message):
+    lowered = message.lower()
+    if any(word in lowered for word in MODERATION_WORDS):
+        return VideoJob.FailureKind.MODERATION
+    return VideoJob.FailureKind.PROVIDER

@@ -1,0 +1,101 @@
+"""Thin Celery tasks: reload the row, check it is still theirs, do one thing.
+
+A message only rings the doorbell. A lost one is harmless (the sweep finds the
+row again when it comes due) and a duplicate is harmless (the claim or lease on
+the row lets exactly one task act).
+"""
+
+import logging
+
+from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.core.files.storage import default_storage
+
+from jobs import media, upstream
+from jobs.models import VideoJob
+
+log = logging.getLogger(__name__)
+
+
+def _load(pk):
+    return VideoJob.objects.filter(pk=pk).first()
+
+
+@shared_task
+def submit_job(pk):
+    """Make the job's one paid create call."""
+    job = _load(pk)
+    if job is None or not job.claim_for_submit():
+        return
+    # The claim is committed before the call: a worker killed from here on leaves
+    # a SUBMITTING row, which the sweep turns into UNKNOWN, never a second call.
+    try:
+        image_url = media.reference_url(job) if job.reference_image else None
+        created = upstream.create_video(job, image_url)
+    except upstream.Transient as exc:
+        job.retry_submit_later(exc)
+    except upstream.Permanent as exc:
+        job.mark_failed(exc.kind, str(exc), from_statuses=[VideoJob.Status.SUBMITTING])
+    except upstream.OutcomeUnknown as exc:
+        job.mark_unknown(str(exc))
+    except Exception:
+        log.exception("job %s: unexpected error while submitting", pk)
+        job.mark_unknown("Something unexpected went wrong while submitting.")
+    else:
+        job.mark_submitted(created)
+        if created.status in ("failed", "cancelled"):
+            message = created.error or "The video service failed the job at once."
+            job.mark_failed(VideoJob.FailureKind.PROVIDER, message, from_statuses=VideoJob.POLLING)
+
+
+@shared_task
+def poll_job(pk, token):
+    """Ask the gateway once how the job is doing."""
+    job = _load(pk)
+    if job is None or job.status not in VideoJob.POLLING or not job.take_lease(token):
+        return
+    try:
+        result = upstream.fetch_result(job.upstream_id)
+    except upstream.Permanent as exc:
+        job.mark_failed(exc.kind, str(exc), from_statuses=VideoJob.POLLING)
+    except upstream.UpstreamError as exc:
+        job.record_poll_error(exc)
+    else:
+        job.apply_result(result)
+        if job.status == VideoJob.Status.DOWNLOADING:
+            download_job.delay(job.pk, job.lease_token)
+
+
+@shared_task
+def download_job(pk, token):
+    """Bring the finished video into our storage before the gateway's link expires."""
+    job = _load(pk)
+    if job is None or job.status != VideoJob.Status.DOWNLOADING or not job.take_lease(token):
+        return
+    try:
+        video_name, poster_name, seconds = media.fetch_video(job)
+    except upstream.Permanent as exc:
+        job.record_download_error(exc, permanent=True)
+    except (upstream.UpstreamError, SoftTimeLimitExceeded) as exc:
+        job.record_download_error(exc)
+    else:
+        if not job.mark_succeeded(video_name, poster_name, seconds):
+            # Cancelled while downloading: keep nothing nobody is tracking.
+            default_storage.delete(video_name)
+            default_storage.delete(poster_name)
+
+
+@shared_task
+def sweep():
+    """Hand out the rows whose turn has come; the beat runs this every few seconds."""
+    VideoJob.fail_overdue()
+    for pk, status, token in VideoJob.lease_due():
+        if status == VideoJob.Status.PENDING:
+            submit_job.delay(pk)
+        elif status == VideoJob.Status.SUBMITTING:
+            job = _load(pk)
+            job.mark_unknown("The worker stopped while submitting this job.")
+        elif status == VideoJob.Status.DOWNLOADING:
+            download_job.delay(pk, token)
+        else:
+            poll_job.delay(pk, token)

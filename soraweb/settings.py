@@ -1,0 +1,233 @@
+"""soraweb's only settings file: everything comes from the environment.
+
+With nothing set it runs on a bare machine: SQLite, media and a generated secret
+key under DATA_DIR, an embedded Redis, and the gateway simulator (demo mode).
+"""
+
+import os
+import secrets
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name, default=""):
+    return os.environ.get(name, default).strip()
+
+
+def env_bool(name, default=False):
+    value = env_str(name).lower()
+    if not value:
+        return default
+    if value in ("1", "true", "on"):
+        return True
+    if value in ("0", "false", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name} must be one of 1/true/on or 0/false/off, not {value!r}")
+
+
+def env_int(name, default):
+    value = env_str(name)
+    try:
+        return int(value) if value else default
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a whole number, not {value!r}") from None
+
+
+def env_list(name, default=""):
+    return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_secret(name, default=""):
+    """Read NAME, or the file named by NAME_FILE (Docker secrets)."""
+    path = env_str(f"{name}_FILE")
+    if path:
+        try:
+            return Path(path).read_text().strip()
+        except OSError as exc:
+            raise ImproperlyConfigured(f"{name}_FILE: cannot read {path}: {exc.strerror}") from None
+    return env_str(name, default)
+
+
+DATA_DIR = Path(env_str("DATA_DIR") or BASE_DIR / "data").resolve()
+DATA_DIR.mkdir(parents=True, exist_ok=True)
+
+DEBUG = env_bool("DEBUG", False)
+
+SECRET_KEY = env_secret("SECRET_KEY")
+if not SECRET_KEY:
+    # Generated once per data folder so sessions survive restarts without setup.
+    key_file = DATA_DIR / "secret_key"
+    if not key_file.exists():
+        key_file.write_text(secrets.token_urlsafe(50))
+        key_file.chmod(0o600)
+    SECRET_KEY = key_file.read_text().strip()
+if len(SECRET_KEY) < 32 or SECRET_KEY.startswith(("change-me", "django-insecure")):
+    raise ImproperlyConfigured("SECRET_KEY is missing or a placeholder: set a long random value.")
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "django_htmx",
+    "jobs",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+]
+
+ROOT_URLCONF = "soraweb.urls"
+WSGI_APPLICATION = "soraweb.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "jobs.context_processors.soraweb",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(
+        env_str("DATABASE_URL") or f"sqlite:///{DATA_DIR / 'db.sqlite3'}", conn_max_age=60
+    )
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # Web, workers and beat share one file: WAL lets readers run beside the writer,
+    # IMMEDIATE makes writers queue instead of failing with "database is locked".
+    DATABASES["default"]["CONN_MAX_AGE"] = 0
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+    # Worker processes in tests must see the test database, so it is a file too.
+    DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "jobs:gallery"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = DATA_DIR / "static"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or DATA_DIR / "media")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"
+        if not DEBUG
+        else "django.contrib.staticfiles.storage.StaticFilesStorage"
+    },
+}
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_MANIFEST_STRICT = False
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+
+LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": "WARNING"},
+    "loggers": {"jobs": {"level": LOG_LEVEL, "handlers": ["console"], "propagate": False}},
+}
+
+# --- The gateway -------------------------------------------------------------
+SORA_API_KEY = env_secret("SORA_API_KEY")
+# With no key the simulator stands in for the gateway and every page says so.
+SORA_DEMO_MODE = not SORA_API_KEY
+SORA_SIMULATOR_PORT = env_int("SORA_SIMULATOR_PORT", 8765)
+SORA_SIMULATOR_KEY = "demo-key"
+SORA_API_BASE_URL = env_str(
+    "SORA_API_BASE_URL",
+    f"http://127.0.0.1:{SORA_SIMULATOR_PORT}"
+    if SORA_DEMO_MODE
+    else "https://zcbservice.aizfw.cn/kyyReactApiServer",
+).rstrip("/")
+SORA_CREATE_PATH = env_str("SORA_CREATE_PATH", "/v1/sora/videos")
+SORA_RESULT_PATH = env_str("SORA_RESULT_PATH", "/v1/result/{id}")
+SORA_CONNECT_TIMEOUT = env_int("SORA_CONNECT_TIMEOUT", 10)
+SORA_READ_TIMEOUT = env_int("SORA_READ_TIMEOUT", 60)
+# The gateway asks for 30-60 s between polls; demos and tests may go as low as 1.
+SORA_POLL_INTERVAL = max(1, env_int("SORA_POLL_INTERVAL", 30))
+SORA_JOB_DEADLINE = env_int("SORA_JOB_DEADLINE", 2 * 3600)
+SORA_MAX_POLL_ERRORS = env_int("SORA_MAX_POLL_ERRORS", 10)
+SORA_MAX_SUBMIT_ATTEMPTS = env_int("SORA_MAX_SUBMIT_ATTEMPTS", 5)
+SORA_SWEEP_INTERVAL = env_int("SORA_SWEEP_INTERVAL", 5)
+SORA_DOWNLOAD_TIMEOUT = env_int("SORA_DOWNLOAD_TIMEOUT", 600)
+SORA_MAX_DOWNLOAD_ATTEMPTS = env_int("SORA_MAX_DOWNLOAD_ATTEMPTS", 5)
+SORA_MAX_VIDEO_BYTES = env_int("SORA_MAX_VIDEO_BYTES", 1024 * 1024 * 1024)
+SORA_TRUSTED_PRIVATE_HOSTS = env_list("SORA_TRUSTED_PRIVATE_HOSTS")
+if SORA_DEMO_MODE:
+    SORA_TRUSTED_PRIVATE_HOSTS.append(f"127.0.0.1:{SORA_SIMULATOR_PORT}")
+# Where the gateway can fetch reference images; in demo mode the simulator is local.
+PUBLIC_BASE_URL = env_str(
+    "PUBLIC_BASE_URL", f"http://127.0.0.1:{env_int('PORT', 8000)}" if SORA_DEMO_MODE else ""
+).rstrip("/")
+
+# --- Celery: the row is the truth, Redis only rings the doorbell ---------------
+REDIS_URL = env_str("REDIS_URL")
+if not REDIS_URL:
+    from soraweb.embedded_redis import ensure_running
+
+    REDIS_URL = ensure_running(DATA_DIR)
+
+CELERY_BROKER_URL = REDIS_URL
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_IGNORE_RESULT = True
+# Every task is guarded by its row's state, so a redelivered message is harmless.
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+CELERY_TASK_TIME_LIMIT = SORA_DOWNLOAD_TIMEOUT + 120
+CELERY_TASK_SOFT_TIME_LIMIT = SORA_DOWNLOAD_TIMEOUT + 60
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+CELERY_BEAT_SCHEDULE = {
+    "sweep": {"task": "jobs.tasks.sweep", "schedule": float(SORA_SWEEP_INTERVAL)},
+}
