@@ -235,7 +235,8 @@ def open_video(url):
     for _ in range(MAX_REDIRECTS + 1):
         check_fetchable(url)
         try:
-            response = requests.get(
+            response = requests.request(
+                "GET",
                 url,
                 stream=True,
                 allow_redirects=False,

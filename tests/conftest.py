@@ -1,0 +1,143 @@
+"""Fixtures. Integration fixtures start real services: Celery worker and beat
+processes on the suite's Redis, and the gateway simulator over HTTP."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user("alice", password="alice-password-1")
+
+
+@pytest.fixture
+def bob(django_user_model):
+    return django_user_model.objects.create_user("bob", password="bob-password-1")
+
+
+@pytest.fixture
+def staff(django_user_model):
+    return django_user_model.objects.create_superuser("staff", password="staff-password-1")
+
+
+@pytest.fixture(scope="session")
+def simulator():
+    from jobs.simulator import Simulator
+
+    sim = Simulator(generation_seconds=3).start()
+    yield sim
+    sim.stop()
+
+
+@pytest.fixture
+def sim(simulator):
+    """The session's simulator, with its tasks, log and faults cleared."""
+    simulator.reset()
+    return simulator
+
+
+def database_url():
+    """The URL of the database this test run uses, for processes we start."""
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db["USER"] + (f":{db['PASSWORD']}" if db["PASSWORD"] else "")
+    return f"postgres://{user}@{db['HOST'] or 'localhost'}:{db['PORT'] or 5432}/{db['NAME']}"
+
+
+def service_env(simulator, **overrides):
+    """The environment for worker, beat and web processes in integration tests."""
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="soraweb.settings",
+        DATABASE_URL=database_url(),
+        SORA_API_BASE_URL=simulator.url,
+        SORA_TRUSTED_PRIVATE_HOSTS=simulator.url.removeprefix("http://"),
+        SORA_POLL_INTERVAL="1",
+        SORA_SWEEP_INTERVAL="1",
+        SORA_READ_TIMEOUT="5",
+        SORA_DOWNLOAD_TIMEOUT="60",
+        LOG_LEVEL="INFO",
+    )
+    env.update({key: str(value) for key, value in overrides.items()})
+    return env
+
+
+class Processes:
+    """Worker, beat and web processes started for one test, stopped after it."""
+
+    def __init__(self, env, log_dir):
+        self.env = env
+        self.log_dir = log_dir
+        self.started = []
+
+    def start(self, name, *args):
+        log = open(self.log_dir / f"{name}-{len(self.started)}.log", "wb")
+        proc = subprocess.Popen(
+            [*args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        proc.log_path = log.name
+        self.started.append(proc)
+        return proc
+
+    def worker(self, concurrency=4, name="worker"):
+        celery = [sys.executable, "-m", "celery", "-A", "soraweb"]
+        return self.start(
+            name, *celery, "worker", "--loglevel=INFO", f"--concurrency={concurrency}",
+            "--without-gossip", "--without-mingle", f"--hostname={name}-{len(self.started)}@%h",
+        )  # fmt: skip
+
+    def beat(self):
+        schedule = self.log_dir / f"beat-schedule-{len(self.started)}"
+        celery = [sys.executable, "-m", "celery", "-A", "soraweb"]
+        return self.start("beat", *celery, "beat", "--loglevel=INFO", f"--schedule={schedule}")
+
+    def stop_all(self):
+        for proc in self.started:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for proc in self.started:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+
+    def logs(self):
+        return "\n".join(f"--- {p.log_path}\n{Path(p.log_path).read_text()[-3000:]}" for p in self.started)
+
+
+@pytest.fixture
+def processes(transactional_db, simulator, tmp_path):
+    """Start real service processes against the test database; all stopped at the end."""
+    procs = Processes(service_env(simulator), tmp_path)
+    yield procs
+    procs.stop_all()
+
+
+@pytest.fixture
+def stack(processes):
+    """One worker (concurrency 4) and beat, as a small team server runs them."""
+    processes.worker()
+    processes.beat()
+    return processes
+
+
+def wait_for(predicate, timeout=120, interval=0.25, message="condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if result := predicate():
+            return result
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
