@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -82,11 +81,12 @@ class Processes:
         self.started = []
 
     def start(self, name, *args):
-        log = open(self.log_dir / f"{name}-{len(self.started)}.log", "wb")
-        proc = subprocess.Popen(
-            [*args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        proc.log_path = log.name
+        log_path = self.log_dir / f"{name}-{len(self.started)}.log"
+        with open(log_path, "wb") as log:  # The child keeps its own copy of the descriptor.
+            proc = subprocess.Popen(
+                [*args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        proc.log_path = log_path
         self.started.append(proc)
         return proc
 
