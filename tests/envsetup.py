@@ -1,7 +1,8 @@
-"""Loaded by pytest before Django: each run gets a fresh DATA_DIR of its own.
+"""Loaded by pytest (-p) before Django: each run gets a fresh DATA_DIR of its own.
 
 So the suite never touches ./data (a running `make run`) and, on the embedded
-defaults, starts its own Redis, stopped again when the run ends.
+defaults, starts its own Redis, stopped again when the run ends. This runs at
+import time because pytest-django reads the settings before any configure hook.
 """
 
 import os
@@ -9,16 +10,12 @@ import shutil
 import tempfile
 
 _own_data_dir = None
-
-
-def pytest_configure(config):
-    global _own_data_dir
-    if not os.environ.get("DATA_DIR"):
-        _own_data_dir = tempfile.mkdtemp(prefix="soraweb-test-")
-        os.environ["DATA_DIR"] = _own_data_dir
-    # Tests never talk to the real gateway, whatever the shell has set.
-    os.environ.pop("SORA_API_KEY", None)
-    os.environ.pop("SORA_API_KEY_FILE", None)
+if not os.environ.get("DATA_DIR"):
+    _own_data_dir = tempfile.mkdtemp(prefix="soraweb-test-")
+    os.environ["DATA_DIR"] = _own_data_dir
+# Tests never talk to the real gateway, whatever the shell has set.
+os.environ.pop("SORA_API_KEY", None)
+os.environ.pop("SORA_API_KEY_FILE", None)
 
 
 def pytest_unconfigure(config):

@@ -2,7 +2,8 @@
 real Redis, the simulator over HTTP. Jobs go from a saved row to a stored MP4."""
 
 import itertools
-from collections import Counter
+import time
+from collections import Counter, defaultdict
 from pathlib import Path
 
 import pytest
@@ -42,6 +43,7 @@ def test_twenty_mixed_jobs_all_succeed_with_one_create_each(stack, sim, alice):
         submit(alice, f"job {n}: a paper boat on a stream", model=model, aspect_ratio=ratio, duration=seconds)
         for n, (model, ratio, seconds) in zip(range(20), combos, strict=False)
     ]
+    started = time.monotonic()
 
     finished = wait_until_final(jobs)
 
@@ -57,6 +59,26 @@ def test_twenty_mixed_jobs_all_succeed_with_one_create_each(stack, sim, alice):
     creates = Counter(call["prompt"] for call in sim.create_calls())
     assert sorted(creates.values()) == [1] * 20
     assert set(creates) == {job.prompt for job in jobs}
+    polls = poll_times(sim)
+    assert max(len(times) for times in polls.values()) <= 10
+    assert min_gap(polls) >= 0.9  # SORA_POLL_INTERVAL is 1 s here.
+    print(
+        f"\n20 jobs: {time.monotonic() - started:.1f} s wall, 1 create per job, "
+        f"polls per job mean {sum(map(len, polls.values())) / 20:.1f} max {max(map(len, polls.values()))}, "
+        f"shortest gap between two polls of a job {min_gap(polls):.2f} s"
+    )
+
+
+def poll_times(sim):
+    times = defaultdict(list)
+    for call in sim.requests_log():
+        if call["method"] == "GET" and "/v1/result/" in call["path"]:
+            times[call["task_id"]].append(call["time"])
+    return times
+
+
+def min_gap(polls):
+    return min(b - a for times in polls.values() for a, b in itertools.pairwise(sorted(times)))
 
 
 def test_a_moderation_refusal_ends_failed_with_the_providers_message(stack, sim, alice):
