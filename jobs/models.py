@@ -362,9 +362,61 @@ class VideoJob(models.Model):
                 )
         return [(pk, status, token) for pk, status in rows]
 
+    # --- People's actions (the studio and the admin share these) -----------------
+
+    def submit_after_commit(self):
+        """Ring the submit doorbell once this row is committed, so the worker finds it."""
+        from jobs.tasks import submit_job  # jobs.tasks imports this module
+
+        transaction.on_commit(lambda: submit_job.delay(self.pk))
+
+    def retry_as_new(self, owner):
+        """A new pending job with these settings and its own copy of the reference image."""
+        from pathlib import Path
+
+        from django.core.files.base import ContentFile
+
+        job = VideoJob(
+            owner=owner,
+            prompt=self.prompt,
+            model=self.model,
+            aspect_ratio=self.aspect_ratio,
+            duration=self.duration,
+            reference_note=self.reference_note,
+            retry_of=self,
+        )
+        if self.reference_image:
+            # A copy, so deleting either job never takes the other's image with it.
+            with self.reference_image.open("rb") as source:
+                name = f"{uuid.uuid4().hex}{Path(self.reference_image.name).suffix or '.jpg'}"
+                job.reference_image.save(name, ContentFile(source.read()), save=False)
+        job.save()
+        return job
+
+    def check_now(self):
+        """Make a queued or generating job due at once, so the next sweep polls it."""
+        return self._move(self.POLLING, next_check_at=timezone.now())
+
 
 def failure_kind_for(message):
     lowered = message.lower()
     if any(word in lowered for word in MODERATION_WORDS):
         return VideoJob.FailureKind.MODERATION
     return VideoJob.FailureKind.PROVIDER
+
+
+class Heartbeat(models.Model):
+    """When a background service last proved it was alive, for /healthz."""
+
+    name = models.CharField(max_length=40, primary_key=True)
+    seen_at = models.DateTimeField()
+
+    @classmethod
+    def beat(cls, name):
+        cls.objects.update_or_create(name=name, defaults={"seen_at": timezone.now()})
+
+    @classmethod
+    def age(cls, name):
+        """Seconds since the last beat, or None if there never was one."""
+        seen = cls.objects.filter(name=name).values_list("seen_at", flat=True).first()
+        return (timezone.now() - seen).total_seconds() if seen else None

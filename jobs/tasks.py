@@ -12,7 +12,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.core.files.storage import default_storage
 
 from jobs import media, upstream
-from jobs.models import VideoJob
+from jobs.models import Heartbeat, VideoJob
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +88,8 @@ def download_job(pk, token):
 @shared_task
 def sweep():
     """Hand out the rows whose turn has come; the beat runs this every few seconds."""
+    # Run by a worker on beat's schedule, so a fresh sweep proves both are alive.
+    Heartbeat.beat("sweep")
     VideoJob.fail_overdue()
     for pk, status, token in VideoJob.lease_due():
         if status == VideoJob.Status.PENDING:
