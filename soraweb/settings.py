@@ -158,6 +158,26 @@ STORAGES = {
     # Not the manifest storage: pages then render without a collectstatic step.
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
+# Media on S3-compatible object storage when a bucket is named (django-storages);
+# browsers then fetch files through short-lived signed URLs.
+S3_BUCKET = env_str("S3_BUCKET")
+if S3_BUCKET:
+    STORAGES["default"] = {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": S3_BUCKET,
+            "endpoint_url": env_str("S3_ENDPOINT_URL") or None,
+            "region_name": env_str("S3_REGION") or None,
+            "access_key": env_secret("S3_ACCESS_KEY_ID") or None,
+            "secret_key": env_secret("S3_SECRET_ACCESS_KEY") or None,
+            "querystring_auth": True,
+            "querystring_expire": 3600,
+            "file_overwrite": False,
+        },
+    }
+# Behind nginx (docker-compose.yml), Django checks access and nginx sends the
+# file: the internal location that maps to MEDIA_ROOT, e.g. "/protected-media/".
+MEDIA_ACCEL_PREFIX = env_str("MEDIA_ACCEL_PREFIX")
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_MANIFEST_STRICT = False
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

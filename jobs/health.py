@@ -1,0 +1,59 @@
+"""/healthz: is every part that moves jobs alive? No sign-in; says nothing secret."""
+
+from django.conf import settings
+from django.db import connection
+from django.http import JsonResponse
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from jobs.models import Heartbeat
+from soraweb.celery import app
+
+
+def _database():
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return "reachable"
+
+
+def _broker():
+    with app.connection_for_write() as conn:
+        conn.ensure_connection(max_retries=1, timeout=2)
+    return "reachable"
+
+
+def _worker():
+    replies = app.control.ping(timeout=1.0)
+    if not replies:
+        raise RuntimeError("no Celery worker answered")
+    return f"{len(replies)} answering"
+
+
+def _sweep():
+    age = Heartbeat.age("sweep")
+    if age is None:
+        raise RuntimeError("no sweep has run yet (is beat running?)")
+    if age > 3 * settings.SORA_SWEEP_INTERVAL + 10:
+        raise RuntimeError(f"the last sweep ran {age:.0f} s ago (is beat running?)")
+    return f"{age:.0f} s ago"
+
+
+CHECKS = {"database": _database, "broker": _broker, "worker": _worker, "sweep": _sweep}
+
+
+def run_checks(names=None):
+    results = {}
+    for name in names or CHECKS:
+        try:
+            results[name] = {"ok": True, "detail": CHECKS[name]()}
+        except Exception as exc:  # Any failure is the answer, not an error page.
+            results[name] = {"ok": False, "detail": str(exc)[:200] or type(exc).__name__}
+    return results
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    results = run_checks()
+    healthy = all(result["ok"] for result in results.values())
+    return JsonResponse({"ok": healthy, "checks": results}, status=200 if healthy else 503)
