@@ -68,6 +68,20 @@ if not SECRET_KEY:
 if len(SECRET_KEY) < 32 or SECRET_KEY.startswith(("change-me", "django-insecure")):
     raise ImproperlyConfigured("SECRET_KEY is missing or a placeholder: set a long random value.")
 
+# Behind an HTTPS proxy: secure cookies, HSTS and a redirect to https.
+SECURE_SSL = env_bool("SECURE_SSL", False)
+if SECURE_SSL:
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = 365 * 24 * 3600
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+X_FRAME_OPTIONS = "DENY"
+SECURE_REFERRER_POLICY = "same-origin"
+SESSION_COOKIE_HTTPONLY = True
+
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
 
