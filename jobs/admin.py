@@ -1,8 +1,150 @@
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.db import transaction
+from django.urls import reverse
+from django.utils.html import format_html
+from django.utils.text import Truncator
 
+from jobs import media
 from jobs.models import VideoJob
 
 
 @admin.register(VideoJob)
 class VideoJobAdmin(admin.ModelAdmin):
-    list_display = ["id", "status", "owner", "model", "aspect_ratio", "duration", "cost", "created_at"]
+    list_display = [
+        "id", "prompt_excerpt", "status", "owner", "model", "aspect_ratio", "duration", "cost", "created_at",
+    ]  # fmt: skip
+    list_display_links = ["id", "prompt_excerpt"]
+    list_filter = ["status", "model", "owner", "created_at"]
+    list_select_related = ["owner"]
+    search_fields = ["prompt", "upstream_id"]
+    date_hierarchy = "created_at"
+    # No COUNT(*) of the whole table on every filtered page.
+    show_full_result_count = False
+    actions = ["poll_now", "retry_as_new", "mark_failed", "cancel"]
+    # Every field is read-only: a status written by a form would skip the conditional
+    # UPDATEs that keep workers from acting twice. Changes go through the actions.
+    fieldsets = [
+        (None, {"fields": ["video_preview", "prompt", "owner", "retry_of"]}),
+        (
+            "Settings",
+            {"fields": ["model", "aspect_ratio", "duration", "reference_preview", "reference_note"]},
+        ),
+        ("State", {"fields": ["status", "failure_kind", "error"]}),
+        (
+            "Upstream",
+            {
+                "fields": [
+                    "upstream_id",
+                    "upstream_status",
+                    "result_url",
+                    "result_expires_at",
+                    "actual_duration",
+                    "cost",
+                ]  # fmt: skip
+            },
+        ),
+        (
+            "Timings and counters",
+            {
+                "fields": [
+                    "created_at",
+                    "submitted_at",
+                    "completed_at",
+                    "updated_at",
+                    "deadline_at",
+                    "next_check_at",
+                    "lease_token",
+                    "submit_attempts",
+                    "poll_count",
+                    "error_count",
+                    "download_attempts",
+                ]  # fmt: skip
+            },
+        ),
+    ]
+    readonly_fields = [
+        "video_preview", "prompt", "owner", "retry_of", "model", "aspect_ratio", "duration",
+        "reference_preview", "reference_note", "status", "failure_kind", "error",
+        "upstream_id", "upstream_status", "result_url", "result_expires_at", "actual_duration", "cost",
+        "created_at", "submitted_at", "completed_at", "updated_at", "deadline_at",
+        "next_check_at", "lease_token", "submit_attempts", "poll_count", "error_count", "download_attempts",
+    ]  # fmt: skip
+
+    @admin.display(description="Prompt")
+    def prompt_excerpt(self, job):
+        return Truncator(job.prompt).chars(60)
+
+    @admin.display(description="Video")
+    def video_preview(self, job):
+        if not job.video:
+            return "No video yet."
+        return format_html(
+            '<video controls preload="metadata" width="480" src="{}" poster="{}"></video>',
+            reverse("jobs:video", args=[job.pk]),
+            reverse("jobs:poster", args=[job.pk]) if job.poster else "",
+        )
+
+    @admin.display(description="Reference image")
+    def reference_preview(self, job):
+        # Through the sign-in-only view: the stored files have no public URL.
+        if not job.reference_image:
+            return "None"
+        return format_html(
+            '<img src="{}" alt="Reference image" width="{}">',
+            reverse("jobs:reference_image", args=[job.pk]),
+            240 if job.is_landscape else 90,
+        )
+
+    def has_add_permission(self, request):
+        # Jobs are made by the studio's form, which checks the image and submits them.
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return super().has_delete_permission(request, obj) and (obj is None or obj.is_final)
+
+    def save_model(self, request, obj, form, change):
+        # A full-row save could overwrite what a worker wrote meanwhile: save only what the form changed.
+        if form.changed_data:
+            obj.save(update_fields=form.changed_data)
+
+    def delete_model(self, request, obj):
+        media.delete_files(obj)
+        obj.delete()
+
+    def delete_queryset(self, request, queryset):
+        # has_delete_permission already refuses a selection with a job in progress.
+        for job in queryset.filter(status__in=VideoJob.FINAL):
+            self.delete_model(request, job)
+
+    @admin.action(description="Poll now (queued or generating jobs)")
+    def poll_now(self, request, queryset):
+        count = sum(job.check_now() for job in queryset.filter(status__in=VideoJob.POLLING))
+        self.message_user(request, f"{count} job(s) will be checked at the next sweep.", messages.SUCCESS)
+
+    @admin.action(description="Retry as a new job")
+    def retry_as_new(self, request, queryset):
+        count = 0
+        for job in queryset.filter(status__in=VideoJob.FINAL):
+            try:
+                with transaction.atomic():
+                    job.retry_as_new(request.user).submit_after_commit()
+            except OSError:
+                self.message_user(request, f"Job {job.pk}: its reference image is missing.", messages.ERROR)
+            else:
+                count += 1
+        self.message_user(
+            request, f"{count} new job(s) submitted; jobs still in progress are skipped.", messages.SUCCESS
+        )
+
+    @admin.action(description="Mark failed")
+    def mark_failed(self, request, queryset):
+        count = sum(
+            job.mark_failed(VideoJob.FailureKind.PROVIDER, "Marked failed by an administrator.")
+            for job in queryset.filter(status__in=VideoJob.ACTIVE)
+        )
+        self.message_user(request, f"{count} job(s) marked failed.", messages.SUCCESS)
+
+    @admin.action(description="Cancel")
+    def cancel(self, request, queryset):
+        count = sum(job.cancel() for job in queryset.filter(status__in=VideoJob.ACTIVE))
+        self.message_user(request, f"{count} job(s) cancelled.", messages.SUCCESS)

@@ -411,6 +411,9 @@ class Heartbeat(models.Model):
     name = models.CharField(max_length=40, primary_key=True)
     seen_at = models.DateTimeField()
 
+    def __str__(self):
+        return f"{self.name} at {self.seen_at:%H:%M:%S}"
+
     @classmethod
     def beat(cls, name):
         cls.objects.update_or_create(name=name, defaults={"seen_at": timezone.now()})

@@ -6,5 +6,16 @@ app_name = "jobs"
 
 urlpatterns = [
     path("", views.gallery, name="gallery"),
+    path("cards/", views.cards, name="cards"),
+    path("new/", views.create, name="create"),
+    path("setup/", views.setup, name="setup"),
+    path("jobs/<int:pk>/", views.detail, name="detail"),
+    path("jobs/<int:pk>/retry/", views.retry, name="retry"),
+    path("jobs/<int:pk>/cancel/", views.cancel, name="cancel"),
+    path("jobs/<int:pk>/delete/", views.delete, name="delete"),
+    path("jobs/<int:pk>/video.mp4", views.video, name="video"),
+    path("jobs/<int:pk>/download", views.download, name="download"),
+    path("jobs/<int:pk>/poster.jpg", views.poster, name="poster"),
+    path("jobs/<int:pk>/reference.jpg", views.reference_image, name="reference_image"),
     path("r/<str:token>/", views.reference, name="reference"),
 ]

@@ -1,18 +1,325 @@
-from django.contrib.auth.decorators import login_required
-from django.http import FileResponse, Http404
-from django.shortcuts import get_object_or_404, render
-from django.views.decorators.http import require_GET
+import calendar
+import mimetypes
+import re
+from datetime import UTC, datetime, timedelta
+from functools import wraps
+from urllib.parse import quote, urlencode
+
+from django.conf import settings
+from django.contrib import messages
+from django.contrib.auth import get_user_model, login
+from django.contrib.auth.decorators import login_not_required, login_required
+from django.contrib.auth.forms import UserCreationForm
+from django.core.exceptions import PermissionDenied
+from django.core.files.storage import FileSystemStorage
+from django.db import transaction
+from django.db.models import Count, Q
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.http import content_disposition_header
+from django.utils.text import slugify
+from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
+from django.views.decorators.vary import vary_on_headers
 
 from jobs import media
+from jobs.forms import VideoJobForm
 from jobs.models import VideoJob
+
+PAGE_SIZE = 24
+MAX_LIVE_IDS = 100
+Status = VideoJob.Status
+# The gallery's tabs: query value -> the statuses it shows (None: all).
+FILTERS = {
+    "all": None,
+    "active": VideoJob.ACTIVE,
+    "succeeded": (Status.SUCCEEDED,),
+    "failed": (Status.FAILED, Status.UNKNOWN, Status.CANCELLED),
+}
+# What a card needs; prompts can be long but are shown, the rest of the row is not.
+CARD_FIELDS = (
+    "id", "prompt", "model", "aspect_ratio", "duration", "status", "failure_kind", "poster",
+    "created_at", "submitted_at", "completed_at", "owner__username",
+)  # fmt: skip
+
+
+def visible_jobs(user):
+    """The jobs this user may see: the whole team's (the one place a narrower scope would go)."""
+    return VideoJob.objects.all()
+
+
+def may_manage(user, job):
+    return user.is_staff or job.owner_id == user.pk
+
+
+def _visible_job(request, pk):
+    return get_object_or_404(visible_jobs(request.user).select_related("owner"), pk=pk)
+
+
+def _manageable_job(request, pk):
+    job = _visible_job(request, pk)
+    if not may_manage(request.user, job):
+        raise PermissionDenied("Only the job's owner or an admin can do that.")
+    return job
+
+
+def first_run_redirect(view):
+    """While no account exists at all, send visitors to create the first one."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not request.user.is_authenticated and not get_user_model().objects.exists():
+            return redirect("jobs:setup")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+# --- First run ------------------------------------------------------------------
+
+
+@login_not_required
+@require_http_methods(["GET", "POST"])
+def setup(request):
+    """Create the first (admin) account; gone once any account exists."""
+    User = get_user_model()
+    if User.objects.exists():
+        return redirect("login")
+    form = UserCreationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = form.save(commit=False)
+        user.is_staff = user.is_superuser = True
+        user.save()
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        messages.success(request, f"Welcome, {user.username}. You are this studio's first admin.")
+        return redirect("jobs:gallery")
+    return render(request, "jobs/setup.html", {"form": form})
+
+
+# --- Gallery --------------------------------------------------------------------
+
+
+@first_run_redirect
+@login_required
+@require_GET
+def gallery(request):
+    tab = request.GET.get("status", "all")
+    tab = tab if tab in FILTERS else "all"
+    mine = request.GET.get("mine") == "1"
+    scope = visible_jobs(request.user)
+    if mine:
+        scope = scope.filter(owner=request.user)
+    counts = scope.aggregate(
+        all=Count("pk"),
+        **{
+            name: Count("pk", filter=Q(status__in=statuses)) for name, statuses in FILTERS.items() if statuses
+        },
+    )
+    jobs = scope.select_related("owner").only(*CARD_FIELDS)
+    if FILTERS[tab]:
+        jobs = jobs.filter(status__in=FILTERS[tab])
+
+    # Keyset pagination on (created_at, id): every page costs the same, however deep.
+    before, after = _cursor(request.GET.get("before")), _cursor(request.GET.get("after"))
+    if after:
+        created_at, pk = after
+        page = list(
+            jobs.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, pk__gt=pk)).order_by(
+                "created_at", "id"
+            )[: PAGE_SIZE + 1]
+        )
+        has_newer, has_older = len(page) > PAGE_SIZE, True
+        page = page[:PAGE_SIZE][::-1]
+    else:
+        if before:
+            created_at, pk = before
+            jobs = jobs.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk))
+        page = list(jobs.order_by("-created_at", "-id")[: PAGE_SIZE + 1])
+        has_newer, has_older = bool(before), len(page) > PAGE_SIZE
+        page = page[:PAGE_SIZE]
+
+    def link(**params):
+        query = {"status": tab if tab != "all" else None, "mine": "1" if mine else None, **params}
+        return "?" + urlencode({key: value for key, value in query.items() if value is not None})
+
+    tabs = [
+        {"key": key, "label": label, "count": counts[key], "url": link(status=key if key != "all" else None)}
+        for key, label in [
+            ("all", "All"),
+            ("active", "In progress"),
+            ("succeeded", "Succeeded"),
+            ("failed", "Failed or needs attention"),
+        ]
+    ]
+    context = {
+        "jobs": page,
+        "tab": tab,
+        "tabs": tabs,
+        "mine": mine,
+        "mine_url": link(mine=None if mine else "1"),
+        "newer_url": link(after=_cursor_value(page[0])) if has_newer and page else None,
+        "older_url": link(before=_cursor_value(page[-1])) if has_older and page else None,
+        "first_url": link() if (before or after) else None,
+        "live_ids": [job.pk for job in page if not job.is_final],
+    }
+    return render(request, "jobs/gallery.html", context)
+
+
+def _cursor_value(job):
+    micros = calendar.timegm(job.created_at.utctimetuple()) * 10**6 + job.created_at.microsecond
+    return f"{micros}_{job.pk}"
+
+
+def _cursor(value):
+    """(created_at, pk) from "<microseconds since the epoch>_<pk>", or None."""
+    match = re.fullmatch(r"(\d{1,17})_(\d{1,19})", value or "")
+    if not match:
+        return None
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(match[1])), int(match[2])
 
 
 @login_required
-def gallery(request):
-    jobs = VideoJob.objects.select_related("owner")[:50]
-    return render(request, "jobs/gallery.html", {"jobs": jobs})
+@require_GET
+def cards(request):
+    """The cards for ?ids=1,2,3, each swapping itself into the gallery, and the poller that asks again."""
+    ids = [int(part) for part in request.GET.get("ids", "").split(",") if part.strip().isdigit()]
+    ids = ids[:MAX_LIVE_IDS]
+    jobs = list(visible_jobs(request.user).filter(pk__in=ids).select_related("owner").only(*CARD_FIELDS))
+    found = {job.pk for job in jobs}
+    context = {
+        "jobs": sorted(jobs, key=lambda job: ids.index(job.pk)),
+        "gone": [pk for pk in ids if pk not in found],
+        "live_ids": [job.pk for job in jobs if not job.is_final],
+    }
+    return render(request, "jobs/cards.html", context)
 
 
+# --- Creating -------------------------------------------------------------------
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def create(request):
+    if request.method == "POST":
+        form = VideoJobForm(request.POST, request.FILES)
+        if form.is_valid():
+            with transaction.atomic():
+                job = form.save(commit=False)
+                job.owner = request.user
+                job.save()
+                job.submit_after_commit()
+            messages.success(request, "Your video is on its way. It usually takes a few minutes.")
+            return redirect("jobs:gallery")
+    else:
+        source = _job_from_query(request)
+        form = VideoJobForm(initial=VideoJobForm.initial_from(source) if source else None)
+    return render(request, "jobs/create.html", {"form": form})
+
+
+def _job_from_query(request):
+    pk = request.GET.get("from", "")
+    return visible_jobs(request.user).filter(pk=pk).first() if pk.isdigit() else None
+
+
+# --- One job ----------------------------------------------------------------------
+
+
+@login_required
+@require_GET
+@vary_on_headers("HX-Request")
+def detail(request, pk):
+    """The video page; an htmx poll gets just its live body, which stops polling once final."""
+    job = _visible_job(request, pk)
+    context = {"job": job, "may_manage": may_manage(request.user, job)}
+    template = "jobs/_detail_body.html" if request.htmx else "jobs/detail.html"
+    return render(request, template, context)
+
+
+@login_required
+@require_POST
+def retry(request, pk):
+    job = _visible_job(request, pk)
+    if not job.is_final:
+        messages.error(request, "This job is still in progress; wait for it to finish or cancel it first.")
+        return redirect("jobs:detail", pk=job.pk)
+    try:
+        with transaction.atomic():
+            new_job = job.retry_as_new(request.user)
+            new_job.submit_after_commit()
+    except OSError:
+        messages.error(
+            request,
+            "This job's reference image is missing from storage, so it cannot be repeated as it was. "
+            "Use “Use these settings” and choose the image again.",
+        )
+        return redirect("jobs:detail", pk=job.pk)
+    messages.success(request, "A new job with the same settings is on its way.")
+    return redirect("jobs:gallery")
+
+
+@login_required
+@require_POST
+def cancel(request, pk):
+    job = _manageable_job(request, pk)
+    if job.cancel():
+        messages.success(
+            request,
+            "Cancelled: soraweb stopped tracking this job. If the service had already started it, "
+            "it may still be billed.",
+        )
+    else:
+        messages.info(request, "This job had already finished, so there was nothing to cancel.")
+    return redirect("jobs:detail", pk=job.pk)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def delete(request, pk):
+    """Asks first (GET), deletes the job and its files (POST); only finished jobs."""
+    job = _manageable_job(request, pk)
+    if not job.is_final:
+        messages.error(request, "This job is still in progress: cancel it first, then delete it.")
+        return redirect("jobs:detail", pk=job.pk)
+    if request.method == "POST":
+        media.delete_files(job)
+        job.delete()
+        messages.success(request, "The job and its files were deleted.")
+        return redirect("jobs:gallery")
+    return render(request, "jobs/delete.html", {"job": job})
+
+
+# --- Files: only through these views, only to signed-in people ---------------------
+
+
+@login_required
+@require_safe
+def video(request, pk):
+    job = _visible_job(request, pk)
+    return file_response(request, job.video, "video/mp4")
+
+
+@login_required
+@require_safe
+def download(request, pk):
+    job = _visible_job(request, pk)
+    name = slugify(job.prompt, allow_unicode=True)[:80].strip("-_") or f"video-{job.pk}"
+    return file_response(request, job.video, "video/mp4", filename=f"{name}.mp4", as_attachment=True)
+
+
+@login_required
+@require_safe
+def poster(request, pk):
+    job = _visible_job(request, pk)
+    return file_response(request, job.poster, "image/jpeg", max_age=86400)
+
+
+@login_required
+@require_safe
+def reference_image(request, pk):
+    job = _visible_job(request, pk)
+    return file_response(request, job.reference_image, _image_type(job.reference_image.name), max_age=86400)
+
+
+@login_not_required
 @require_GET
 def reference(request, token):
     """The signed, expiring link the gateway fetches a reference image from (no sign-in)."""
@@ -20,7 +327,119 @@ def reference(request, token):
     job = get_object_or_404(VideoJob, pk=pk) if pk else None
     if job is None or not job.reference_image:
         raise Http404
-    response = FileResponse(job.reference_image.open("rb"), content_type="image/png")
+    # Streamed even on object storage: the gateway is not known to follow redirects.
+    return file_response(request, job.reference_image, _image_type(job.reference_image.name), offload=False)
+
+
+def _image_type(name):
+    guessed = mimetypes.guess_type(name or "")[0]
+    # Stored references are re-encoded JPEGs; anything else is never labelled as something a browser runs.
+    return guessed if guessed in ("image/jpeg", "image/png", "image/webp") else "application/octet-stream"
+
+
+def file_response(
+    request, field, content_type, *, filename=None, as_attachment=False, max_age=3600, offload=True
+):
+    """Send a stored file to someone already allowed to see it.
+
+    Behind nginx (MEDIA_ACCEL_PREFIX) nginx sends it; on object storage (S3_BUCKET) the
+    browser is sent to a short-lived signed URL; otherwise Django streams it, answering
+    a single `Range: bytes=` request with 206, which players need to seek.
+    """
+    if not field:
+        raise Http404
+    disposition = content_disposition_header(as_attachment, filename) if filename else None
+    if offload and settings.MEDIA_ACCEL_PREFIX and isinstance(field.storage, FileSystemStorage):
+        response = HttpResponse(content_type=content_type)
+        response["X-Accel-Redirect"] = settings.MEDIA_ACCEL_PREFIX.rstrip("/") + "/" + quote(field.name)
+        if disposition:
+            response["Content-Disposition"] = disposition
+    elif offload and getattr(settings, "S3_BUCKET", ""):
+        response = redirect(_signed_url(field, content_type, disposition))
+    else:
+        response = _stream(request, field, content_type, disposition)
     response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "private, max-age=3600"
+    response["Cache-Control"] = f"private, max-age={max_age}"
     return response
+
+
+def _signed_url(field, content_type, disposition):
+    parameters = {"ResponseContentType": content_type}
+    if disposition:
+        parameters["ResponseContentDisposition"] = disposition
+    try:
+        return field.storage.url(field.name, parameters=parameters)
+    except TypeError:  # A storage without per-URL response headers.
+        return field.url
+
+
+def _stream(request, field, content_type, disposition):
+    try:
+        size = field.size
+        handle = field.open("rb")
+    except OSError:
+        raise Http404 from None
+    try:
+        byte_range = _byte_range(request.headers.get("Range"), size)
+    except ValueError:
+        handle.close()
+        response = HttpResponse(status=416)
+        response["Content-Range"] = f"bytes */{size}"
+    else:
+        if byte_range is None:
+            response = FileResponse(handle, content_type=content_type)
+        else:
+            start, end = byte_range
+            response = FileResponse(
+                _Slice(handle, start, end - start + 1), status=206, content_type=content_type
+            )
+            response["Content-Length"] = end - start + 1
+            response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    # Set here, not by FileResponse, which would name inline files after their storage path.
+    if disposition:
+        response["Content-Disposition"] = disposition
+    elif "Content-Disposition" in response:
+        del response["Content-Disposition"]
+    response["Accept-Ranges"] = "bytes"
+    return response
+
+
+def _byte_range(header, size):
+    """(start, end), inclusive, for a single byte range; None to send it all; ValueError if unsatisfiable."""
+    unit, _, spec = (header or "").partition("=")
+    # Other units and several ranges may be ignored (RFC 9110): the whole file is a valid answer.
+    if unit.strip().lower() != "bytes" or "," in spec:
+        return None
+    match = re.fullmatch(r"\s*(\d*)\s*-\s*(\d*)\s*", spec)
+    if not match or not (match[1] or match[2]):
+        raise ValueError(header)
+    if match[1]:
+        start = int(match[1])
+        end = min(int(match[2]), size - 1) if match[2] else size - 1
+        if start >= size or end < start:
+            raise ValueError(header)
+        return start, end
+    suffix = int(match[2])
+    if suffix == 0 or size == 0:
+        raise ValueError(header)
+    return max(0, size - suffix), size - 1
+
+
+class _Slice:
+    """The bytes [start, start + length) of an open file, read the way FileResponse reads."""
+
+    def __init__(self, handle, start, length):
+        handle.seek(start)
+        self.handle = handle
+        self.remaining = length
+
+    def read(self, size=-1):
+        if self.remaining <= 0:
+            return b""
+        size = self.remaining if size is None or size < 0 else min(size, self.remaining)
+        data = self.handle.read(size)
+        self.remaining -= len(data)
+        return data
+
+    def close(self):
+        self.handle.close()

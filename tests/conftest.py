@@ -14,6 +14,14 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.fixture(autouse=True)
+def fast_password_hashing(request, settings):
+    # The default hasher costs ~0.5 s per user here; unit tests make many. Not for
+    # integration tests: the processes they start must check the same hashes.
+    if not request.node.get_closest_marker("integration"):
+        settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
 @pytest.fixture
 def alice(django_user_model):
     return django_user_model.objects.create_user("alice", password="alice-password-1")

@@ -1,0 +1,95 @@
+from django import forms
+from django.conf import settings
+
+from jobs import images
+from jobs.models import VideoJob
+
+PROMPT_HELP = (
+    "Describe the scene, the subject and what moves; add style words such as “cinematic” "
+    "or “hand-drawn animation”, the camera motion, and the lighting. "
+    "Do not upload or describe photos of real people: the service refuses them."
+)
+MODEL_NOTES = {
+    VideoJob.Model.PLUS: "Faster and cheaper. Good for drafts and most ideas.",
+    VideoJob.Model.PRO: "Higher quality, but slower and costlier. For the final cut.",
+}
+
+
+class VideoJobForm(forms.ModelForm):
+    # A plain FileField: the image is opened once, by jobs.images, with only the formats we accept.
+    reference_image = forms.FileField(
+        required=False,
+        label="Reference image (optional)",
+        help_text=(
+            "JPEG, PNG or WebP up to 5 MB. It is center-cropped and resized to 1280×720 "
+            "(landscape) or 720×1280 (portrait) to match the orientation."
+        ),
+        widget=forms.FileInput(
+            attrs={"accept": "image/jpeg,image/png,image/webp", "data-max-bytes": images.MAX_UPLOAD_BYTES}
+        ),
+    )
+
+    class Meta:
+        model = VideoJob
+        fields = ["prompt", "model", "aspect_ratio", "duration", "reference_image"]
+        labels = {"prompt": "Prompt", "model": "Model", "aspect_ratio": "Orientation", "duration": "Length"}
+        help_texts = {"prompt": PROMPT_HELP}
+        widgets = {
+            "prompt": forms.Textarea(
+                attrs={"rows": 6, "placeholder": "A paper boat drifting down a rainy street, cinematic, dusk"}
+            ),
+            "model": forms.RadioSelect(attrs={"class": "choice__input"}),
+            "aspect_ratio": forms.RadioSelect(attrs={"class": "choice__input"}),
+            "duration": forms.RadioSelect(attrs={"class": "choice__input"}),
+        }
+        error_messages = {
+            "prompt": {
+                "required": "Describe the video you want.",
+                "max_length": "Keep the prompt under %(limit_value)d characters (it has %(show_value)d).",
+            },
+        }
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if not self.references_allowed:
+            # Only the widget: a file posted anyway still reaches clean_reference_image and is refused.
+            self.fields["reference_image"].widget.attrs["disabled"] = True
+
+    @property
+    def references_allowed(self):
+        """The gateway fetches a reference image by URL, so without a public address there is none."""
+        return settings.SORA_DEMO_MODE or bool(settings.PUBLIC_BASE_URL)
+
+    def model_choices(self):
+        """The model radios, each with the sentence that tells Plus and Pro apart."""
+        return [(radio, MODEL_NOTES.get(radio.data["value"], "")) for radio in self["model"]]
+
+    def clean_reference_image(self):
+        upload = self.cleaned_data.get("reference_image")
+        if upload and not self.references_allowed:
+            raise forms.ValidationError(
+                "Reference images are turned off on this server: the video service fetches the image "
+                "from a public web address, and PUBLIC_BASE_URL is not set. Ask an admin to set it, "
+                "or submit without an image."
+            )
+        return upload
+
+    def clean(self):
+        cleaned = super().clean()
+        upload, ratio = cleaned.get("reference_image"), cleaned.get("aspect_ratio")
+        if upload and ratio:
+            try:
+                cleaned["reference_image"], self.instance.reference_note = images.normalise(upload, ratio)
+            except images.ImageRejected as exc:
+                self.add_error("reference_image", str(exc))
+        return cleaned
+
+    @classmethod
+    def initial_from(cls, job):
+        """The settings of an earlier job, for "Use these settings" (the image is not carried over)."""
+        return {
+            "prompt": job.prompt,
+            "model": job.model,
+            "aspect_ratio": job.aspect_ratio,
+            "duration": job.duration,
+        }
