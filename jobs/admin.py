@@ -1,11 +1,13 @@
 from django.contrib import admin, messages
-from django.db import transaction
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from jobs import media
-from jobs.models import VideoJob
+from jobs import limits, media
+from jobs.models import UserLimits, VideoJob
 
 
 @admin.register(VideoJob)
@@ -126,8 +128,11 @@ class VideoJobAdmin(admin.ModelAdmin):
         count = 0
         for job in queryset.filter(status__in=VideoJob.FINAL):
             try:
-                with transaction.atomic():
-                    job.retry_as_new(request.user).submit_after_commit()
+                # The new jobs are this admin's, so this admin's own limits apply.
+                limits.submit(request.user, lambda job=job: job.retry_as_new(request.user))
+            except limits.LimitReached as exc:
+                self.message_user(request, f"Stopped before job {job.pk}: {exc}", messages.ERROR)
+                break
             except OSError:
                 self.message_user(request, f"Job {job.pk}: its reference image is missing.", messages.ERROR)
             else:
@@ -148,3 +153,37 @@ class VideoJobAdmin(admin.ModelAdmin):
     def cancel(self, request, queryset):
         count = sum(job.cancel() for job in queryset.filter(status__in=VideoJob.ACTIVE))
         self.message_user(request, f"{count} job(s) cancelled.", messages.SUCCESS)
+
+
+class LimitsInline(admin.StackedInline):
+    model = UserLimits
+    can_delete = False
+    fields = ["active_jobs", "jobs_per_day", "monthly_spend", "usage_now"]
+    readonly_fields = ["usage_now"]
+
+    @admin.display(description="Used now")
+    def usage_now(self, row):
+        user = row.user if row and row.user_id else None
+        if user is None:
+            return "—"
+        effective, used = limits.limits_for(user), limits.used_by(user, timezone.now())
+
+        def of(limit):
+            return f" of {limit}" if limit else " (no limit)"
+
+        return (
+            f"{used.in_progress} in progress{of(effective.active_jobs)}; "
+            f"{used.today} today{of(effective.jobs_per_day)}; "
+            f"{used.this_month:.2f} spent this month{of(effective.monthly_spend)}"
+        )
+
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class TeamUserAdmin(UserAdmin):
+    """Django's user admin, with each person's limits on their page."""
+
+    inlines = [LimitsInline]

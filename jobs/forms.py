@@ -49,8 +49,10 @@ class VideoJobForm(forms.ModelForm):
             },
         }
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, refused_uploads=None, **kwargs):
         super().__init__(*args, **kwargs)
+        # Files jobs.uploads stopped at the size cap while they streamed in.
+        self.refused_uploads = refused_uploads or {}
         if not self.references_allowed:
             # Only the widget: a file posted anyway still reaches clean_reference_image and is refused.
             self.fields["reference_image"].widget.attrs["disabled"] = True
@@ -65,6 +67,11 @@ class VideoJobForm(forms.ModelForm):
         return [(radio, MODEL_NOTES.get(radio.data["value"], "")) for radio in self["model"]]
 
     def clean_reference_image(self):
+        if "reference_image" in self.refused_uploads:
+            raise forms.ValidationError(
+                f"This image is larger than the {images.MAX_UPLOAD_BYTES // 2**20} MB limit: "
+                "choose a smaller one (saved as JPEG, a photo is usually far smaller)."
+            )
         upload = self.cleaned_data.get("reference_image")
         if upload and not self.references_allowed:
             raise forms.ValidationError(

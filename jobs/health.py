@@ -1,6 +1,7 @@
 """/healthz: is every part that moves jobs alive? No sign-in; says nothing secret."""
 
 from django.conf import settings
+from django.contrib.auth.decorators import login_not_required
 from django.db import connection
 from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
@@ -51,6 +52,7 @@ def run_checks(names=None):
     return results
 
 
+@login_not_required
 @never_cache
 @require_GET
 def healthz(request):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import imageio_ffmpeg
 import requests
+import urllib3
 from django.conf import settings
 from django.core import signing
 from django.core.files import File
@@ -53,31 +54,39 @@ def _download(url, path):
     """Stream url into path with constant memory, a size cap and a total deadline."""
     deadline = time.monotonic() + settings.SORA_DOWNLOAD_TIMEOUT
     limit = settings.SORA_MAX_VIDEO_BYTES
+    too_big = upstream.Permanent(f"the video is larger than the {limit // 2**20} MB limit", kind="download")
+    not_mp4 = upstream.Permanent("the link did not lead to an MP4 video", kind="download")
     with closing(upstream.open_video(url)) as response:
-        too_big = upstream.Permanent(
-            f"the video is larger than the {limit // 2**20} MB limit", kind="download"
-        )
         declared = int(response.headers.get("Content-Length") or 0)
         if declared > limit:
             raise too_big
-        size = 0
+        size, head = 0, b""
         try:
             with open(path, "wb") as out:
-                for chunk in response.iter_content(CHUNK):
-                    size += len(chunk)
-                    if size > limit:
-                        raise too_big
+                while True:
                     if time.monotonic() > deadline:
                         raise upstream.Transient(
                             f"the download took longer than {settings.SORA_DOWNLOAD_TIMEOUT} seconds"
                         )
-                    if size == len(chunk) and chunk[4:8] != b"ftyp":
-                        raise upstream.Permanent("the link did not lead to an MP4 video", kind="download")
+                    # read1 returns whatever one read brings, so a slow drip cannot hold a
+                    # whole chunk past the deadline: each read waits at most SORA_READ_TIMEOUT.
+                    chunk = response.raw.read1(CHUNK)
+                    if not chunk:
+                        break
+                    size += len(chunk)
+                    if size > limit:
+                        raise too_big
+                    if len(head) < 8:
+                        head = (head + chunk)[:8]
+                        if len(head) == 8 and head[4:8] != b"ftyp":
+                            raise not_mp4
                     out.write(chunk)
-        except requests.RequestException as exc:
+        except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             raise upstream.Transient("the download broke off before the end") from exc
     if size == 0 or (declared and size != declared):
         raise upstream.Transient("the download broke off before the end")
+    if len(head) < 8:
+        raise not_mp4
 
 
 def _store(path, name):

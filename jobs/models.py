@@ -4,6 +4,7 @@ import uuid
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import connection, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
@@ -22,9 +23,11 @@ MODERATION_WORDS = (
 
 
 # A task that leased a row has this long before the sweep may hand it out again:
-# longer than the call it makes can take, so a live task is never doubled.
+# twice as long as the call it makes can take (a slow DNS lookup and the row's own
+# writes fit in the margin), so a live task is never doubled; and it scales with
+# the timeouts, so a row whose task died comes back soon after.
 def call_lease():
-    return timedelta(seconds=settings.SORA_CONNECT_TIMEOUT + settings.SORA_READ_TIMEOUT + 30)
+    return timedelta(seconds=2 * (settings.SORA_CONNECT_TIMEOUT + settings.SORA_READ_TIMEOUT) + 5)
 
 
 def download_lease():
@@ -132,6 +135,11 @@ class VideoJob(models.Model):
             self.next_check_at = self.next_check_at or now + SUBMIT_GRACE
             self.deadline_at = self.deadline_at or now + timedelta(seconds=settings.SORA_JOB_DEADLINE)
         super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        # What this job cost stays counted against its owner's monthly limit.
+        Usage.objects.filter(job=self, cost__isnull=True).update(cost=self.cost)
+        return super().delete(*args, **kwargs)
 
     @property
     def is_final(self):
@@ -335,6 +343,14 @@ class VideoJob(models.Model):
                 "The video was not ready before the deadline; soraweb stopped waiting.",
                 from_statuses=[cls.Status.PENDING, *cls.POLLING],
             )
+        # A download whose worker keeps dying never records an error: its link's expiry ends it.
+        expired = cls.objects.filter(status=cls.Status.DOWNLOADING, result_expires_at__lte=now)
+        for job in expired[:500]:
+            count += job.mark_failed(
+                cls.FailureKind.DOWNLOAD,
+                "The video's link expired before soraweb could download it.",
+                from_statuses=[cls.Status.DOWNLOADING],
+            )
         return count
 
     @classmethod
@@ -403,6 +419,64 @@ def failure_kind_for(message):
     if any(word in lowered for word in MODERATION_WORDS):
         return VideoJob.FailureKind.MODERATION
     return VideoJob.FailureKind.PROVIDER
+
+
+class UserLimits(models.Model):
+    """One person's limits, where an admin set them; an empty field follows the server default."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, primary_key=True, related_name="limits"
+    )
+    active_jobs = models.PositiveIntegerField(
+        "jobs in progress at once",
+        null=True,
+        blank=True,
+        help_text="Empty: the server default (SORAWEB_LIMIT_ACTIVE_JOBS). 0: no limit.",
+    )
+    jobs_per_day = models.PositiveIntegerField(
+        "jobs per day",
+        null=True,
+        blank=True,
+        help_text="Empty: the server default (SORAWEB_LIMIT_JOBS_PER_DAY). 0: no limit.",
+    )
+    monthly_spend = models.DecimalField(
+        "spend per month",
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0)],
+        help_text="In the video service's currency. Empty: the server default "
+        "(SORAWEB_LIMIT_MONTHLY_SPEND). 0: no limit.",
+    )
+
+    class Meta:
+        verbose_name = verbose_name_plural = "limits"
+
+    def __str__(self):
+        return f"limits of {self.user}"
+
+
+class Usage(models.Model):
+    """One submitted job, counted against its owner's limits.
+
+    Kept when the job is deleted (with the job's cost copied in), so deleting
+    videos never gives back a day's jobs or a month's spend.
+    """
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    job = models.OneToOneField(
+        VideoJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+    # Only set once the job is gone; until then the job's own cost counts.
+    cost = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "created_at"], name="usage_user_created")]
+
+    def __str__(self):
+        return f"{self.user} at {self.created_at:%Y-%m-%d %H:%M}"
 
 
 class Heartbeat(models.Model):

@@ -95,8 +95,9 @@ def sweep():
         if status == VideoJob.Status.PENDING:
             submit_job.delay(pk)
         elif status == VideoJob.Status.SUBMITTING:
-            job = _load(pk)
-            job.mark_unknown("The worker stopped while submitting this job.")
+            # Its submit task died between the claim and the answer (deleted rows are skipped).
+            if job := _load(pk):
+                job.mark_unknown("The worker stopped while submitting this job.")
         elif status == VideoJob.Status.DOWNLOADING:
             download_job.delay(pk, token)
         else:

@@ -15,6 +15,7 @@ from urllib.parse import quote, urljoin, urlsplit
 
 import requests
 from django.conf import settings
+from requests.adapters import HTTPAdapter
 
 log = logging.getLogger(__name__)
 
@@ -223,6 +224,12 @@ def _json(response, creating=False):
 
 
 # --- Downloading the finished video --------------------------------------------
+# The link comes from the gateway, so it is untrusted: it must not make soraweb
+# reach into its own network (SSRF). Each hop is resolved once, every address it
+# resolves to must be public, and the connection goes to that checked address,
+# so a second DNS answer (rebinding) cannot swap in another.
+
+NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 class UnsafeURL(Permanent):
@@ -233,15 +240,9 @@ class UnsafeURL(Permanent):
 def open_video(url):
     """GET a finished video as a stream, re-checking every redirect; caller closes it."""
     for _ in range(MAX_REDIRECTS + 1):
-        check_fetchable(url)
+        address = check_fetchable(url)
         try:
-            response = requests.request(
-                "GET",
-                url,
-                stream=True,
-                allow_redirects=False,
-                timeout=(settings.SORA_CONNECT_TIMEOUT, settings.SORA_READ_TIMEOUT),
-            )
+            response = _get(url, address)
         except requests.RequestException as exc:
             raise Transient(f"the video link could not be reached ({type(exc).__name__})") from exc
         if response.is_redirect:
@@ -259,17 +260,66 @@ def open_video(url):
 
 
 def check_fetchable(url):
-    """Refuse non-http(s) links and hosts that resolve to private addresses (SSRF)."""
-    parts = urlsplit(url)
+    """Refuse links soraweb must not fetch; return the address to connect to (None: a trusted host)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:
+        raise UnsafeURL("the video link is not a valid address") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise UnsafeURL("the video link is not an http(s) address")
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    if f"{parts.hostname}:{port}" in settings.SORA_TRUSTED_PRIVATE_HOSTS:
-        return
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    if f"{host}:{port}" in {trusted.lower() for trusted in settings.SORA_TRUSTED_PRIVATE_HOSTS}:
+        return None
     try:
-        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM)
-    except socket.gaierror as exc:
+        infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM, flags=socket.AI_ADDRCONFIG)
+    except (socket.gaierror, UnicodeError) as exc:
         raise Transient(f"the video host {parts.hostname} could not be resolved") from exc
-    for info in infos:
-        if not ipaddress.ip_address(info[4][0].split("%")[0]).is_global:
-            raise UnsafeURL("the video link points to a private network address")
+    addresses = [info[4][0] for info in infos]
+    if not addresses or not all(_is_public(address) for address in addresses):
+        raise UnsafeURL("the video link points to a private network address")
+    return addresses[0]
+
+
+def _is_public(address):
+    ip = ipaddress.ip_address(address.split("%")[0])
+    if ip.version == 6:
+        # IPv6 forms that carry an IPv4 address are judged by that address.
+        if ip.ipv4_mapped or ip.sixtofour:
+            ip = ip.ipv4_mapped or ip.sixtofour
+        elif ip in NAT64:
+            ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    return ip.is_global and not ip.is_multicast
+
+
+def _get(url, address):
+    """One GET, no redirect followed: a trusted host as named, any other only at the checked address."""
+    timeout = (settings.SORA_CONNECT_TIMEOUT, settings.SORA_READ_TIMEOUT)
+    # The size check counts the bytes of the file itself, not of a compressed body.
+    headers = {"Accept-Encoding": "identity", "User-Agent": "soraweb"}
+    if address is None:
+        return requests.request(
+            "GET", url, headers=headers, timeout=timeout, stream=True, allow_redirects=False
+        )
+    # The adapter alone, not a Session: no redirect is followed and no proxy from the
+    # environment gets to make a connection of its own.
+    headers["Host"] = urlsplit(url).netloc.rpartition("@")[2]
+    request = requests.Request("GET", url, headers=headers).prepare()
+    return PinnedAdapter(address).send(request, stream=True, timeout=timeout)
+
+
+class PinnedAdapter(HTTPAdapter):
+    """Connects to one given address, still speaking to the URL's host (Host header, TLS SNI, certificate)."""
+
+    def __init__(self, address):
+        self.address = address
+        super().__init__(max_retries=0)
+
+    def build_connection_pool_key_attributes(self, request, verify, cert=None):
+        host_params, pool_kwargs = super().build_connection_pool_key_attributes(request, verify, cert)
+        hostname = host_params["host"]
+        host_params["host"] = self.address
+        if host_params["scheme"] == "https":
+            pool_kwargs["server_hostname"] = hostname
+            pool_kwargs["assert_hostname"] = hostname
+        return host_params, pool_kwargs

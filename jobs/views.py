@@ -12,7 +12,6 @@ from django.contrib.auth.decorators import login_not_required, login_required
 from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import FileSystemStorage
-from django.db import transaction
 from django.db.models import Count, Q
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -21,7 +20,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 
-from jobs import media
+from jobs import limits, media
 from jobs.forms import VideoJobForm
 from jobs.models import VideoJob
 
@@ -43,7 +42,9 @@ CARD_FIELDS = (
 
 
 def visible_jobs(user):
-    """The jobs this user may see: the whole team's (the one place a narrower scope would go)."""
+    """The jobs this user may see: the whole team's, or with SORAWEB_GALLERY_SCOPE=own only their own."""
+    if settings.SORAWEB_GALLERY_SCOPE == "own" and not user.is_staff:
+        return VideoJob.objects.filter(owner_id=user.pk)
     return VideoJob.objects.all()
 
 
@@ -98,6 +99,9 @@ def setup(request):
 # --- Gallery --------------------------------------------------------------------
 
 
+# Exempt from the sign-in middleware only so the first visit can reach the first-run
+# page; @login_required below still sends everyone else to sign in.
+@login_not_required
 @first_run_redirect
 @login_required
 @require_GET
@@ -199,20 +203,33 @@ def cards(request):
 @login_required
 @require_http_methods(["GET", "POST"])
 def create(request):
+    status = 200
     if request.method == "POST":
-        form = VideoJobForm(request.POST, request.FILES)
+        form = VideoJobForm(
+            request.POST, request.FILES, refused_uploads=getattr(request, "refused_uploads", None)
+        )
         if form.is_valid():
-            with transaction.atomic():
+
+            def build():
                 job = form.save(commit=False)
                 job.owner = request.user
                 job.save()
-                job.submit_after_commit()
-            messages.success(request, "Your video is on its way. It usually takes a few minutes.")
-            return redirect("jobs:gallery")
+                return job
+
+            try:
+                limits.submit(request.user, build)
+            except limits.LimitReached as exc:
+                form.add_error(None, str(exc))
+                status = 429
+            else:
+                messages.success(request, "Your video is on its way. It usually takes a few minutes.")
+                return redirect("jobs:gallery")
+        limit_notice = None
     else:
         source = _job_from_query(request)
         form = VideoJobForm(initial=VideoJobForm.initial_from(source) if source else None)
-    return render(request, "jobs/create.html", {"form": form})
+        limit_notice = limits.refusal(request.user)
+    return render(request, "jobs/create.html", {"form": form, "limit_notice": limit_notice}, status=status)
 
 
 def _job_from_query(request):
@@ -242,9 +259,10 @@ def retry(request, pk):
         messages.error(request, "This job is still in progress; wait for it to finish or cancel it first.")
         return redirect("jobs:detail", pk=job.pk)
     try:
-        with transaction.atomic():
-            new_job = job.retry_as_new(request.user)
-            new_job.submit_after_commit()
+        limits.submit(request.user, lambda: job.retry_as_new(request.user))
+    except limits.LimitReached as exc:
+        messages.error(request, f"Not retried: {exc}")
+        return redirect("jobs:detail", pk=job.pk)
     except OSError:
         messages.error(
             request,

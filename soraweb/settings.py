@@ -6,7 +6,10 @@ key under DATA_DIR, an embedded Redis, and the gateway simulator (demo mode).
 
 import os
 import secrets
+from datetime import timedelta
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -39,6 +42,22 @@ def env_int(name, default):
 
 def env_list(name, default=""):
     return [item.strip() for item in env_str(name, default).split(",") if item.strip()]
+
+
+def env_limit(name, default, kind=int):
+    """A limit: unset gives the default; empty or 0 means no limit (0)."""
+    if name not in os.environ:
+        return default
+    value = env_str(name) or "0"
+    try:
+        number = kind(value)
+        if not 0 <= number < 10**9:
+            raise ValueError(value)
+    except (ValueError, InvalidOperation):
+        raise ImproperlyConfigured(
+            f"{name} must be a number, 0 or empty for no limit, not {value!r}"
+        ) from None
+    return number
 
 
 def env_secret(name, default=""):
@@ -80,6 +99,7 @@ if SECURE_SSL:
     SECURE_HSTS_PRELOAD = True
 X_FRAME_OPTIONS = "DENY"
 SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CONTENT_TYPE_NOSNIFF = True
 SESSION_COOKIE_HTTPONLY = True
 
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "localhost,127.0.0.1,[::1]")
@@ -94,6 +114,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "django_htmx",
+    "axes",
+    "csp",
     "jobs",
 ]
 
@@ -104,9 +126,15 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Every view needs sign-in unless marked @login_not_required (sign-in, first run,
+    # /healthz, the signed reference-image links).
+    "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "soraweb.urls"
@@ -155,6 +183,24 @@ AUTH_PASSWORD_VALIDATORS = [
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "jobs:gallery"
 LOGOUT_REDIRECT_URL = "login"
+# django-axes first: it refuses a locked-out sign-in before any password is checked.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+
+# --- Sign-in throttling (django-axes) -------------------------------------------
+# After AXES_FAILURE_LIMIT wrong passwords for one username from one address, that
+# pair is locked out for the cool-off; other people and other addresses are not.
+AXES_FAILURE_LIMIT = env_int("SORAWEB_SIGNIN_FAILURE_LIMIT", 5)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("SORAWEB_SIGNIN_COOLOFF_MINUTES", 15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_CLIENT_IP_CALLABLE = "jobs.security.client_ip"
+# How many proxies in front of Django append to X-Forwarded-For (compose's nginx: 1).
+# 0 trusts only the socket's address; too high a number would let a client pick its own.
+SORAWEB_TRUSTED_PROXY_COUNT = env_int("SORAWEB_TRUSTED_PROXY_COUNT", 0)
 
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
@@ -196,6 +242,43 @@ WHITENOISE_USE_FINDERS = True
 WHITENOISE_MANIFEST_STRICT = False
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+DATA_UPLOAD_MAX_NUMBER_FILES = 2
+# The first handler refuses a file once it passes the 5 MB cap, while it streams in:
+# nothing larger is ever kept in memory or written to disk.
+FILE_UPLOAD_HANDLERS = [
+    "jobs.uploads.CappedUploadHandler",
+    "django.core.files.uploadhandler.MemoryFileUploadHandler",
+    "django.core.files.uploadhandler.TemporaryFileUploadHandler",
+]
+
+# --- Content-Security-Policy (django-csp): no inline scripts or styles anywhere ---
+_media_origins = []
+if S3_BUCKET:
+    # Videos, posters and images come from signed URLs on the bucket's host.
+    _endpoint = urlsplit(env_str("S3_ENDPOINT_URL"))
+    _region = env_str("S3_REGION")
+    _media_origins = (
+        [f"{_endpoint.scheme}://{_endpoint.netloc}", f"{_endpoint.scheme}://{S3_BUCKET}.{_endpoint.netloc}"]
+        if _endpoint.netloc
+        else [f"https://{S3_BUCKET}.s3.amazonaws.com"]
+        + ([f"https://{S3_BUCKET}.s3.{_region}.amazonaws.com"] if _region else [])
+    )
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        # blob: is the create form's preview of the chosen image.
+        "img-src": ["'self'", "blob:", "data:", *_media_origins],
+        "media-src": ["'self'", *_media_origins],
+        "connect-src": ["'self'"],
+        "font-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    }
+}
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
 LOGGING = {
@@ -240,6 +323,17 @@ PUBLIC_BASE_URL = env_str(
     "PUBLIC_BASE_URL", f"http://127.0.0.1:{env_int('PORT', 8000)}" if SORA_DEMO_MODE else ""
 ).rstrip("/")
 
+# --- Team limits ---------------------------------------------------------------
+# "team": everyone signed in sees every job; "own": people see only their own, staff see all.
+SORAWEB_GALLERY_SCOPE = env_str("SORAWEB_GALLERY_SCOPE", "team").lower()
+if SORAWEB_GALLERY_SCOPE not in ("team", "own"):
+    raise ImproperlyConfigured(f"SORAWEB_GALLERY_SCOPE must be team or own, not {SORAWEB_GALLERY_SCOPE!r}")
+# Defaults for every user, each changeable per user in admin; 0 means no limit.
+SORAWEB_LIMIT_ACTIVE_JOBS = env_limit("SORAWEB_LIMIT_ACTIVE_JOBS", 5)
+SORAWEB_LIMIT_JOBS_PER_DAY = env_limit("SORAWEB_LIMIT_JOBS_PER_DAY", 50)
+# In the gateway's currency, as its `cost` field reports it.
+SORAWEB_LIMIT_MONTHLY_SPEND = env_limit("SORAWEB_LIMIT_MONTHLY_SPEND", Decimal("100"), kind=Decimal)
+
 # --- Celery: the row is the truth, Redis only rings the doorbell ---------------
 REDIS_URL = env_str("REDIS_URL")
 if not REDIS_URL:
@@ -248,7 +342,16 @@ if not REDIS_URL:
     REDIS_URL = ensure_running(DATA_DIR)
 
 CELERY_BROKER_URL = REDIS_URL
+# Workers and beat outlive a Redis restart: they reconnect on their own, forever
+# (the default gives up after 100 tries), and notice a silently dead connection.
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_MAX_RETRIES = None
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "socket_timeout": 10,
+    "socket_connect_timeout": 5,
+    "socket_keepalive": True,
+    "health_check_interval": 25,
+}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TASK_IGNORE_RESULT = True
@@ -256,7 +359,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = True
+# Losing Redis must not kill the tasks running: a create call cut off mid-flight
+# would leave a job "needs attention" and a download would wait out its lease.
+# They finish and write their row; the unackable message is at most redelivered,
+# and the row's state makes that a no-op.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_TIME_LIMIT = SORA_DOWNLOAD_TIMEOUT + 120
 CELERY_TASK_SOFT_TIME_LIMIT = SORA_DOWNLOAD_TIMEOUT + 60
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")

@@ -14,7 +14,7 @@ import requests
 import yaml
 from django.urls import reverse
 
-from jobs.models import VideoJob
+from jobs.models import UserLimits, VideoJob
 from tests.conftest import ROOT, wait_for
 
 pytestmark = [pytest.mark.integration]
@@ -114,6 +114,8 @@ def test_gunicorn_two_workers_and_beat_run_twenty_jobs_from_the_web_form(process
     processes.start("beat", *local([a for a in command("beat") if not a.startswith("--schedule")]))
     wait_for(lambda: health(base)[0] == 200, timeout=60, message="/healthz to turn 200")
 
+    # Twenty at once is past the default limit of jobs in progress: an admin lifted alice's.
+    UserLimits.objects.create(user=alice, active_jobs=0)
     session = signed_in(base, "alice", "alice-password-1")
     create = base + reverse("jobs:create")
     for n in range(20):

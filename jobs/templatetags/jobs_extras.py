@@ -82,3 +82,10 @@ def seconds_text(seconds):
     if minutes:
         return f"{minutes} min {secs} s"
     return f"{secs} s"
+
+
+@register.filter
+def minutes_text(delta):
+    """A timedelta as "15 minutes"."""
+    minutes = max(1, round(delta.total_seconds() / 60))
+    return f"{minutes} minute{'s' if minutes != 1 else ''}"

@@ -1,0 +1,147 @@
+"""Per-person limits: jobs in progress at once, jobs per day and spend per month.
+
+Every new job (the form, a retry, the admin's "retry as new") goes through
+submit(), which checks the owner's limits and inserts the row in one
+transaction that holds a per-person lock, so two web processes taking
+submissions at the same moment cannot both slip under a limit.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime, time, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import transaction
+from django.db.models import Sum
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from jobs.models import Usage, UserLimits, VideoJob
+
+
+class LimitReached(Exception):
+    """A submission refused by a limit; str() names the limit and when it frees up."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """0 means no limit."""
+
+    active_jobs: int
+    jobs_per_day: int
+    monthly_spend: Decimal
+
+
+def limits_for(user):
+    row = UserLimits.objects.filter(user=user).first()
+
+    def pick(field, default):
+        value = getattr(row, field) if row else None
+        return default if value is None else value
+
+    return Limits(
+        active_jobs=pick("active_jobs", settings.SORAWEB_LIMIT_ACTIVE_JOBS),
+        jobs_per_day=pick("jobs_per_day", settings.SORAWEB_LIMIT_JOBS_PER_DAY),
+        monthly_spend=pick("monthly_spend", settings.SORAWEB_LIMIT_MONTHLY_SPEND),
+    )
+
+
+@dataclass(frozen=True)
+class Used:
+    in_progress: int
+    today: int
+    this_month: Decimal
+
+
+def used_by(user, now):
+    """What user has used against each limit at this moment."""
+    rows = Usage.objects.filter(user=user)
+    return Used(
+        in_progress=VideoJob.objects.filter(owner=user, status__in=VideoJob.ACTIVE).count(),
+        today=rows.filter(created_at__gte=_day(now)[0]).count(),
+        this_month=rows.filter(created_at__gte=_month(now)[0]).aggregate(
+            total=Sum(Coalesce("cost", "job__cost"))
+        )["total"]
+        or Decimal(0),
+    )
+
+
+def check(user, now=None):
+    """Raise LimitReached if user may not submit another job now."""
+    now = now or timezone.now()
+    limits, used = limits_for(user), used_by(user, now)
+    if limits.active_jobs and used.in_progress >= limits.active_jobs:
+        raise LimitReached(
+            f"You have {_videos(used.in_progress)} in progress and your limit is {limits.active_jobs} "
+            "at once. You can submit again as soon as one of them finishes (or you cancel one)."
+        )
+    if limits.jobs_per_day and used.today >= limits.jobs_per_day:
+        raise LimitReached(
+            f"You have submitted {_videos(used.today)} today, your daily limit. "
+            f"It resets at midnight {_when(_day(now)[1], now)}."
+        )
+    if limits.monthly_spend and used.this_month >= limits.monthly_spend:
+        raise LimitReached(
+            f"You have spent {used.this_month:.2f} this month and your monthly limit is "
+            f"{limits.monthly_spend:.2f}. It resets on the 1st {_when(_month(now)[1], now)}."
+        )
+
+
+def refusal(user):
+    """Why user could not submit right now, or None; for the form to say up front."""
+    try:
+        check(user)
+    except LimitReached as exc:
+        return str(exc)
+    return None
+
+
+def submit(user, build):
+    """Save the job build() makes as user's, if user's limits allow, and send it after commit.
+
+    Raises LimitReached before build() is called, so a refusal makes no row and no call.
+    """
+    with transaction.atomic():
+        _lock(user)
+        check(user)
+        job = build()
+        Usage.objects.create(user=user, job=job, created_at=job.created_at)
+        job.submit_after_commit()
+    return job
+
+
+def _lock(user):
+    # PostgreSQL: the row lock queues one person's submissions until each commits.
+    # SQLite ignores it, but there the transaction began IMMEDIATE (settings), which
+    # already holds the database's write lock until commit.
+    UserLimits.objects.bulk_create([UserLimits(user=user)], ignore_conflicts=True)
+    UserLimits.objects.select_for_update().get(user=user)
+
+
+def _videos(count):
+    return f"{count} video{'s' if count != 1 else ''}"
+
+
+def _day(now):
+    local = timezone.localtime(now)
+    start = datetime.combine(local.date(), time.min, tzinfo=local.tzinfo)
+    end = datetime.combine(local.date() + timedelta(days=1), time.min, tzinfo=local.tzinfo)
+    return start, end
+
+
+def _month(now):
+    local = timezone.localtime(now)
+    first = local.date().replace(day=1)
+    following = (first + timedelta(days=32)).replace(day=1)
+    return (
+        datetime.combine(first, time.min, tzinfo=local.tzinfo),
+        datetime.combine(following, time.min, tzinfo=local.tzinfo),
+    )
+
+
+def _when(moment, now):
+    """ "(00:00 on 24 November UTC, in 5 h 3 min)" """
+    left = max(0, int((moment - now).total_seconds()) // 60)
+    days, hours, minutes = left // 1440, left // 60 % 24, left % 60
+    wait = f"{days} d {hours} h" if days else f"{hours} h {minutes} min" if hours else f"{minutes} min"
+    return f"({moment:%H:%M} on {moment.day} {moment:%B} {moment.tzname()}, in {wait})"
