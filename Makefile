@@ -30,5 +30,13 @@ format: install
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
+# Figures against issue 7's targets: prints a table, writes bench/results.json (~4 min).
+bench: install
+	$(PY) -m bench.run
+
+# The fault scenarios (tests/test_faults.py) as a table: lost jobs, creates and polls per job (~4 min).
+faults: install
+	$(PY) bench/faults.py
+
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

