@@ -89,6 +89,15 @@ def _download(url, path):
         raise not_mp4
 
 
+def clean_staging(older_than):
+    """Remove what killed downloads left behind; younger files may still be being written."""
+    cutoff = time.time() - older_than.total_seconds()
+    for path in (Path(settings.DATA_DIR) / "staging").glob("job-*"):
+        with suppress(OSError):
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+
+
 def _store(path, name):
     with open(path, "rb") as handle:
         return default_storage.save(name, StagedFile(handle, name=str(path)))

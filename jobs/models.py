@@ -124,6 +124,12 @@ class VideoJob(models.Model):
                 condition=Q(status__in=["pending", "submitting", "queued", "processing", "downloading"]),
                 name="job_due",
             ),
+            # The sweep's deadline check reads only rows past their deadline, not all in flight.
+            models.Index(
+                fields=["deadline_at"],
+                condition=Q(status__in=["pending", "queued", "processing"]),
+                name="job_overdue",
+            ),
         ]
 
     def __str__(self):
@@ -333,24 +339,25 @@ class VideoJob(models.Model):
     def fail_overdue(cls, now=None):
         """Jobs past their deadline fail with a clear reason instead of spinning forever."""
         now = now or timezone.now()
-        overdue = cls.objects.filter(
-            status__in=[cls.Status.PENDING, *cls.POLLING], deadline_at__lte=now
-        ).values_list("pk", flat=True)
-        count = 0
-        for job in cls.objects.filter(pk__in=list(overdue[:500])):
-            count += job.mark_failed(
+        endings = [
+            (
+                [cls.Status.PENDING, *cls.POLLING],
+                Q(deadline_at__lte=now),
                 cls.FailureKind.TIMED_OUT,
                 "The video was not ready before the deadline; soraweb stopped waiting.",
-                from_statuses=[cls.Status.PENDING, *cls.POLLING],
-            )
-        # A download whose worker keeps dying never records an error: its link's expiry ends it.
-        expired = cls.objects.filter(status=cls.Status.DOWNLOADING, result_expires_at__lte=now)
-        for job in expired[:500]:
-            count += job.mark_failed(
+            ),
+            (
+                # A download whose worker keeps dying never records an error: its link's expiry ends it.
+                [cls.Status.DOWNLOADING],
+                Q(result_expires_at__lte=now),
                 cls.FailureKind.DOWNLOAD,
                 "The video's link expired before soraweb could download it.",
-                from_statuses=[cls.Status.DOWNLOADING],
-            )
+            ),
+        ]
+        count = 0
+        for statuses, overdue, kind, message in endings:
+            for job in cls.objects.filter(overdue, status__in=statuses)[:500]:
+                count += job.mark_failed(kind, message, from_statuses=statuses)
         return count
 
     @classmethod

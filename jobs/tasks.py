@@ -12,7 +12,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from django.core.files.storage import default_storage
 
 from jobs import media, upstream
-from jobs.models import Heartbeat, VideoJob
+from jobs.models import Heartbeat, VideoJob, download_lease
 
 log = logging.getLogger(__name__)
 
@@ -91,6 +91,7 @@ def sweep():
     # Run by a worker on beat's schedule, so a fresh sweep proves both are alive.
     Heartbeat.beat("sweep")
     VideoJob.fail_overdue()
+    media.clean_staging(older_than=download_lease())
     for pk, status, token in VideoJob.lease_due():
         if status == VideoJob.Status.PENDING:
             submit_job.delay(pk)

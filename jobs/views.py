@@ -1,4 +1,5 @@
 import calendar
+import hashlib
 import mimetypes
 import re
 from datetime import UTC, datetime, timedelta
@@ -12,7 +13,8 @@ from django.contrib.auth.decorators import login_not_required, login_required
 from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import FileSystemStorage
-from django.db.models import Count, Q
+from django.db import connection
+from django.db.models import Q
 from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import content_disposition_header
@@ -25,6 +27,7 @@ from jobs.forms import VideoJobForm
 from jobs.models import VideoJob
 
 PAGE_SIZE = 24
+TAB_COUNT_LIMIT = 1000
 MAX_LIVE_IDS = 100
 Status = VideoJob.Status
 # The gallery's tabs: query value -> the statuses it shows (None: all).
@@ -112,12 +115,7 @@ def gallery(request):
     scope = visible_jobs(request.user)
     if mine:
         scope = scope.filter(owner=request.user)
-    counts = scope.aggregate(
-        all=Count("pk"),
-        **{
-            name: Count("pk", filter=Q(status__in=statuses)) for name, statuses in FILTERS.items() if statuses
-        },
-    )
+    counts = tab_counts(scope)
     jobs = scope.select_related("owner").only(*CARD_FIELDS)
     if FILTERS[tab]:
         jobs = jobs.filter(status__in=FILTERS[tab])
@@ -127,16 +125,17 @@ def gallery(request):
     if after:
         created_at, pk = after
         page = list(
-            jobs.filter(Q(created_at__gt=created_at) | Q(created_at=created_at, pk__gt=pk)).order_by(
-                "created_at", "id"
-            )[: PAGE_SIZE + 1]
+            jobs.filter(created_at__gte=created_at)
+            .filter(Q(created_at__gt=created_at) | Q(pk__gt=pk))
+            .order_by("created_at", "id")[: PAGE_SIZE + 1]
         )
         has_newer, has_older = len(page) > PAGE_SIZE, True
         page = page[:PAGE_SIZE][::-1]
     else:
         if before:
             created_at, pk = before
-            jobs = jobs.filter(Q(created_at__lt=created_at) | Q(created_at=created_at, pk__lt=pk))
+            # The first filter is an index range; the second only settles ties on created_at.
+            jobs = jobs.filter(created_at__lte=created_at).filter(Q(created_at__lt=created_at) | Q(pk__lt=pk))
         page = list(jobs.order_by("-created_at", "-id")[: PAGE_SIZE + 1])
         has_newer, has_older = bool(before), len(page) > PAGE_SIZE
         page = page[:PAGE_SIZE]
@@ -164,8 +163,30 @@ def gallery(request):
         "older_url": link(before=_cursor_value(page[-1])) if has_older and page else None,
         "first_url": link() if (before or after) else None,
         "live_ids": [job.pk for job in page if not job.is_final],
+        "live_version": live_version(page),
     }
     return render(request, "jobs/gallery.html", context)
+
+
+def tab_counts(scope):
+    """Jobs per tab, counted to TAB_COUNT_LIMIT at most ("1,000+"), in one statement.
+
+    An exact count reads every job ever made, so the gallery would slow down as the
+    studio's history grows; a capped count stops after TAB_COUNT_LIMIT + 1 rows.
+    """
+    selects, params = [], []
+    for statuses in FILTERS.values():
+        jobs = scope.filter(status__in=statuses) if statuses else scope
+        sql, jobs_params = jobs.order_by().values("pk")[: TAB_COUNT_LIMIT + 1].query.sql_with_params()
+        selects.append(f"(SELECT COUNT(*) FROM ({sql}) AS tab)")
+        params.extend(jobs_params)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(selects)}", params)
+        counts = cursor.fetchone()
+    return {
+        name: f"{TAB_COUNT_LIMIT:,}+" if count > TAB_COUNT_LIMIT else count
+        for name, count in zip(FILTERS, counts, strict=True)
+    }
 
 
 def _cursor_value(job):
@@ -187,14 +208,30 @@ def cards(request):
     """The cards for ?ids=1,2,3, each swapping itself into the gallery, and the poller that asks again."""
     ids = [int(part) for part in request.GET.get("ids", "").split(",") if part.strip().isdigit()]
     ids = ids[:MAX_LIVE_IDS]
+    if version := request.GET.get("v"):
+        shown = visible_jobs(request.user).filter(pk__in=ids).values_list("pk", "status")
+        if _version(shown) == version:
+            # Nothing moved since the poller's last answer: htmx swaps nothing on a 204.
+            return HttpResponse(status=204)
     jobs = list(visible_jobs(request.user).filter(pk__in=ids).select_related("owner").only(*CARD_FIELDS))
     found = {job.pk for job in jobs}
     context = {
         "jobs": sorted(jobs, key=lambda job: ids.index(job.pk)),
         "gone": [pk for pk in ids if pk not in found],
         "live_ids": [job.pk for job in jobs if not job.is_final],
+        "live_version": live_version(jobs),
     }
     return render(request, "jobs/cards.html", context)
+
+
+def live_version(jobs):
+    """Names what the in-progress cards show; the poller sends it back with its next request."""
+    return _version((job.pk, job.status) for job in jobs if not job.is_final)
+
+
+def _version(pks_and_statuses):
+    # A card changes only with its status (the poster comes with success; the page counts the time).
+    return hashlib.blake2b(repr(sorted(pks_and_statuses)).encode(), digest_size=8).hexdigest()
 
 
 # --- Creating -------------------------------------------------------------------

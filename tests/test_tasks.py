@@ -1,6 +1,8 @@
 """The tasks, run in-process against a faked HTTP chokepoint."""
 
 import io
+import os
+import time
 from datetime import timedelta
 from pathlib import Path
 
@@ -208,3 +210,19 @@ def test_the_sweep_rings_the_right_doorbell_for_each_due_row(enqueued):
     assert kinds == {("submit_job", pending.pk), ("poll_job", queued.pk), ("download_job", downloading.pk)}
     stuck.refresh_from_db()
     assert stuck.status == S.UNKNOWN
+
+
+def test_the_sweep_removes_staging_files_left_by_killed_downloads_but_not_fresh_ones(settings, enqueued):
+    staging = Path(settings.DATA_DIR) / "staging"
+    staging.mkdir(exist_ok=True)
+    old, fresh = staging / "job-1-dead.mp4", staging / "job-2-live.mp4"
+    old.write_bytes(b"half a video")
+    fresh.write_bytes(b"being written")
+    long_ago = time.time() - 2 * settings.SORA_DOWNLOAD_TIMEOUT - 3600
+    os.utime(old, (long_ago, long_ago))
+
+    tasks.sweep()
+
+    assert not old.exists()
+    assert fresh.exists()
+    fresh.unlink()

@@ -340,7 +340,7 @@ def test_the_gallery_polls_only_the_cards_in_progress(client, alice):
     live = make_job(alice, status=Status.QUEUED)
     make_job(alice, status=Status.SUCCEEDED)
     page = signed_in(client, alice).get("/").content.decode()
-    assert f'hx-get="{reverse("jobs:cards")}?ids={live.pk}"' in page
+    assert f'hx-get="{reverse("jobs:cards")}?ids={live.pk}&amp;v=' in page
     assert 'hx-trigger="every 3s' in page
 
 
@@ -358,8 +358,28 @@ def test_the_cards_partial_returns_the_asked_cards_to_swap_in(client, alice, bob
     page = response.content.decode()
     assert f'id="job-{live.pk}"' in page and f'id="job-{done.pk}"' in page
     assert page.count('hx-swap-oob="true"') == 3  # two cards and the poller
-    assert f'?ids={live.pk}"' in page  # only the job still in progress is asked for again
+    assert f"?ids={live.pk}&amp;v=" in page  # only the job still in progress is asked for again
     assert "<html" not in page
+
+
+def test_a_poll_when_nothing_moved_gets_an_empty_answer(client, alice):
+    job = make_job(alice, status=Status.PROCESSING)
+    client = signed_in(client, alice)
+    poller = re.search(r'hx-get="([^"]+)"', client.get("/").content.decode())[1].replace("&amp;", "&")
+    assert client.get(poller).status_code == 204  # htmx swaps nothing
+    VideoJob.objects.filter(pk=job.pk).update(status=Status.DOWNLOADING)
+    moved = client.get(poller)
+    assert moved.status_code == 200 and f'id="job-{job.pk}"' in moved.content.decode()
+
+
+def test_the_gallery_counts_tabs_up_to_a_limit(client, alice, monkeypatch):
+    monkeypatch.setattr("jobs.views.TAB_COUNT_LIMIT", 2)
+    for _ in range(3):
+        make_job(alice, status=Status.SUCCEEDED)
+    make_job(alice, status=Status.QUEUED)
+    page = signed_in(client, alice).get("/").content.decode()
+    assert re.search(r'All <span class="tab__count">2\+</span>', page)
+    assert re.search(r'In progress <span class="tab__count">1</span>', page)
 
 
 def test_the_cards_partial_stops_polling_when_every_card_is_final(client, alice):

@@ -65,8 +65,14 @@ def age(moment):
 @register.filter
 def elapsed(job):
     """How long the job took, or has taken so far."""
+    return seconds_text(elapsed_seconds(job))
+
+
+@register.filter
+def elapsed_seconds(job):
+    """The same in whole seconds, for the page's script to count on from."""
     end = job.completed_at or timezone.now()
-    return seconds_text((end - job.created_at).total_seconds())
+    return max(0, round((end - job.created_at).total_seconds()))
 
 
 @register.filter

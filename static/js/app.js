@@ -46,6 +46,32 @@
     }
   });
 
+  // --- Elapsed times -------------------------------------------------------
+  // An in-progress card counts up here from the seconds the server rendered, so the
+  // poll needs no answer (a 204) until a job really moves.
+  var shownAt = new WeakMap();
+
+  function secondsText(seconds) {
+    // As jobs_extras.seconds_text: "4 s", "2 min 10 s", "2 h 1 min".
+    var hours = Math.floor(seconds / 3600);
+    var minutes = Math.floor((seconds % 3600) / 60);
+    if (hours) {
+      return hours + " h " + minutes + " min";
+    }
+    return minutes ? minutes + " min " + (seconds % 60) + " s" : seconds + " s";
+  }
+
+  window.setInterval(function () {
+    var now = Date.now();
+    document.querySelectorAll("[data-elapsed]").forEach(function (elt) {
+      if (!shownAt.has(elt)) {
+        shownAt.set(elt, now);
+      }
+      var since = Math.round((now - shownAt.get(elt)) / 1000);
+      elt.textContent = secondsText(parseInt(elt.getAttribute("data-elapsed"), 10) + since);
+    });
+  }, 1000);
+
   // --- The create form ----------------------------------------------------
   var SIZES = { "16:9": [1280, 720], "9:16": [720, 1280] };
 
