@@ -32,8 +32,9 @@ class Limits:
     monthly_spend: Decimal
 
 
-def limits_for(user):
-    row = UserLimits.objects.filter(user=user).first()
+def limits_for(user, row=None):
+    """user's effective limits; row is their UserLimits when the caller already holds it."""
+    row = row or UserLimits.objects.filter(user=user).first()
 
     def pick(field, default):
         value = getattr(row, field) if row else None
@@ -66,10 +67,10 @@ def used_by(user, now):
     )
 
 
-def check(user, now=None):
+def check(user, now=None, row=None):
     """Raise LimitReached if user may not submit another job now."""
     now = now or timezone.now()
-    limits, used = limits_for(user), used_by(user, now)
+    limits, used = limits_for(user, row), used_by(user, now)
     if limits.active_jobs and used.in_progress >= limits.active_jobs:
         raise LimitReached(
             f"You have {_videos(used.in_progress)} in progress and your limit is {limits.active_jobs} "
@@ -102,8 +103,7 @@ def submit(user, build):
     Raises LimitReached before build() is called, so a refusal makes no row and no call.
     """
     with transaction.atomic():
-        _lock(user)
-        check(user)
+        check(user, row=_lock(user))
         job = build()
         Usage.objects.create(user=user, job=job, created_at=job.created_at)
         job.submit_after_commit()
@@ -115,7 +115,7 @@ def _lock(user):
     # SQLite ignores it, but there the transaction began IMMEDIATE (settings), which
     # already holds the database's write lock until commit.
     UserLimits.objects.bulk_create([UserLimits(user=user)], ignore_conflicts=True)
-    UserLimits.objects.select_for_update().get(user=user)
+    return UserLimits.objects.select_for_update().get(user=user)
 
 
 def _videos(count):

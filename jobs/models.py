@@ -2,8 +2,10 @@ import logging
 import random
 import uuid
 from datetime import timedelta
+from pathlib import Path
 
 from django.conf import settings
+from django.core.files.base import ContentFile
 from django.core.validators import MinValueValidator
 from django.db import connection, models, transaction
 from django.db.models import F, Q
@@ -395,10 +397,6 @@ class VideoJob(models.Model):
 
     def retry_as_new(self, owner):
         """A new pending job with these settings and its own copy of the reference image."""
-        from pathlib import Path
-
-        from django.core.files.base import ContentFile
-
         job = VideoJob(
             owner=owner,
             prompt=self.prompt,

@@ -8,11 +8,13 @@ from pathlib import Path
 
 import pytest
 from django.conf import settings
+from django.core.files.base import ContentFile
 
 from jobs import media
 from jobs.models import VideoJob
 from jobs.tasks import submit_job
 from tests.conftest import wait_for
+from tests.factories import image_bytes
 
 pytestmark = [pytest.mark.integration]
 
@@ -121,7 +123,7 @@ def test_a_reference_image_is_published_and_fetched_by_the_gateway(processes, si
     processes.worker(concurrency=2)
     processes.beat()
     job = VideoJob(owner=alice, prompt="the same street, at night", aspect_ratio="16:9", duration=4)
-    job.reference_image.save("street.jpg", jpeg(1280, 720))
+    job.reference_image.save("street.jpg", ContentFile(image_bytes(1280, 720, fmt="JPEG")))
     submit_job.delay(job.pk)
 
     [job] = wait_until_final([job])
@@ -130,14 +132,3 @@ def test_a_reference_image_is_published_and_fetched_by_the_gateway(processes, si
     [create] = sim.create_calls()
     [image_url] = create["body"]["input_reference"]
     assert image_url.startswith(live_server.url + "/r/")
-
-
-def jpeg(width, height):
-    import io
-
-    from django.core.files.base import ContentFile
-    from PIL import Image
-
-    buffer = io.BytesIO()
-    Image.new("RGB", (width, height), "teal").save(buffer, "JPEG")
-    return ContentFile(buffer.getvalue())

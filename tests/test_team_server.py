@@ -7,7 +7,6 @@ import re
 import shlex
 import socket
 import sys
-from pathlib import Path
 
 import pytest
 import requests
@@ -162,4 +161,4 @@ def test_media_paths_in_nginx_match_the_accel_prefix():
     prefix = SERVICES["web"]["environment"]["MEDIA_ACCEL_PREFIX"]
 
     assert f"location {prefix} {{" in nginx and "internal;" in nginx
-    assert Path("/data/media/").as_posix() in nginx
+    assert "alias /data/media/;" in nginx
