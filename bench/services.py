@@ -12,7 +12,7 @@ from pathlib import Path
 from django.conf import settings
 
 from jobs.models import Heartbeat, VideoJob
-from jobs.simulator import Simulator
+from simulator import Simulator
 from soraweb.celery import app
 
 ROOT = Path(__file__).resolve().parent.parent

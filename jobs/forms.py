@@ -60,7 +60,7 @@ class VideoJobForm(forms.ModelForm):
     @property
     def references_allowed(self):
         """The gateway fetches a reference image by URL, so without a public address there is none."""
-        return settings.SORA_DEMO_MODE or bool(settings.PUBLIC_BASE_URL)
+        return bool(settings.PUBLIC_BASE_URL)
 
     def model_choices(self):
         """The model radios, each with the sentence that tells Plus and Pro apart."""

@@ -142,7 +142,9 @@ def _send(method, path, *, json=None, creating=False):
     """The chokepoint: one request with explicit timeouts, errors classified."""
     if not settings.SORA_API_BASE_URL:
         raise Permanent("No gateway address is configured (SORA_API_BASE_URL).", kind="account")
-    key = settings.SORA_API_KEY or settings.SORA_SIMULATOR_KEY
+    if not settings.SORA_API_KEY:
+        raise Permanent("No API key is configured for the video service (SORA_API_KEY).", kind="account")
+    key = settings.SORA_API_KEY
     try:
         response = requests.request(
             method,

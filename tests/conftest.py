@@ -39,7 +39,7 @@ def staff(django_user_model):
 
 @pytest.fixture(scope="session")
 def simulator():
-    from jobs.simulator import Simulator
+    from simulator import Simulator
 
     sim = Simulator(generation_seconds=3).start()
     yield sim

@@ -30,8 +30,8 @@ from django.utils import timezone
 
 from jobs import upstream
 from jobs.models import VideoJob
-from jobs.simulator import CREATE_PATHS, RESULT_PREFIX, VIDEO_PREFIX
 from jobs.tasks import submit_job
+from simulator import CREATE_PATHS, RESULT_PREFIX, VIDEO_PREFIX
 from tests.conftest import wait_for
 
 pytestmark = [pytest.mark.integration]

@@ -725,8 +725,6 @@ def production_environment(tmp_path, **overrides):
         SORA_API_KEY="",
         SORA_API_KEY_FILE=str(key_file),
         DATA_DIR=str(tmp_path / "data"),
-        # Not used by `check`; set so settings do not start an embedded Redis.
-        REDIS_URL="redis://127.0.0.1:1/0",
     )
     env.update(overrides)
     return env
@@ -991,7 +989,7 @@ def test_the_api_key_is_in_no_page_log_line_or_broker_message_of_a_whole_run(
 
     from celery.signals import before_task_publish
 
-    from jobs.simulator import Simulator
+    from simulator import Simulator
     from tests.conftest import wait_for
     from tests.factories import upload
 

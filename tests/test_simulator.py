@@ -17,8 +17,8 @@ import pytest
 import requests
 from PIL import Image
 
-from jobs import simulator as simulator_module
-from jobs.simulator import Simulator
+from simulator import Simulator
+from simulator import server as simulator_module
 
 KEY = "test-key"
 AUTH = {"Authorization": f"Bearer {KEY}"}
@@ -631,19 +631,13 @@ def test_control_route_changes_the_configuration(sim):
     assert refused.status_code == 400
 
 
-# --- The management command ---------------------------------------------------------
+# --- The command (python -m simulator) ---------------------------------------------------------
 
 
 def test_the_command_serves_until_sigterm_then_exits_cleanly(tmp_path):
-    script = (
-        "import sys; from django.conf import settings; settings.configure();"
-        "from jobs.management.commands.simulate_upstream import Command;"
-        "Command().run_from_argv(['manage.py', 'simulate_upstream', *sys.argv[1:]])"
-    )
-    arguments = ["--port", "0", "--api-key", KEY, "--generation-seconds", "1", "--skip-checks"]
-    arguments += ["--cache-dir", str(tmp_path)]
+    arguments = ["--port", "0", "--api-key", KEY, "--generation-seconds", "1", "--cache-dir", str(tmp_path)]
     process = subprocess.Popen(
-        [sys.executable, "-c", script, *arguments], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True
+        [sys.executable, "-m", "simulator", *arguments], cwd=PROJECT_ROOT, stdout=subprocess.PIPE, text=True
     )
     try:
         line = process.stdout.readline()

@@ -5,6 +5,7 @@ gateway simulator; prints the URL; stops everything on Ctrl-C or SIGTERM.
 """
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -21,6 +22,8 @@ from soraweb import embedded_redis
 
 # Demo timings: a video "renders" in seconds rather than minutes.
 DEMO_DEFAULTS = {"SORA_POLL_INTERVAL": "2", "SORA_SWEEP_INTERVAL": "2"}
+DEMO = not settings.SORA_API_KEY
+SIMULATOR_PORT = int(os.environ.get("SORA_SIMULATOR_PORT", "8765"))
 
 
 class Command(BaseCommand):
@@ -32,23 +35,23 @@ class Command(BaseCommand):
         parser.add_argument("--generation-seconds", type=float, default=20.0, help="simulator render time")
 
     def handle(self, host, port, generation_seconds, **options):
-        for busy in [port] + ([settings.SORA_SIMULATOR_PORT] if settings.SORA_DEMO_MODE else []):
+        for busy in [port] + ([SIMULATOR_PORT] if DEMO else []):
             if _listening(busy):
                 raise CommandError(f"Port {busy} is already in use: stop what uses it, or set PORT.")
         call_command("migrate", interactive=False, verbosity=0)
         self.log_dir = Path(settings.DATA_DIR) / "logs"
         self.log_dir.mkdir(exist_ok=True)
         self.env = {**os.environ, "PORT": str(port)}
-        if settings.SORA_DEMO_MODE:
-            self.env.update({k: v for k, v in DEMO_DEFAULTS.items() if k not in os.environ})
+        if DEMO:
+            self.env.update(demo_env(host, port))
+        if settings.SORAWEB_EMBEDDED_REDIS:
+            embedded_redis.ensure_running(settings.DATA_DIR)
         self.children = {}
         signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
             self.start_all(host, port, generation_seconds)
             self.wait_for_web(f"http://{host}:{port}/")
-            mode = (
-                "demo mode: the built-in simulator plays the video service" if settings.SORA_DEMO_MODE else ""
-            )
+            mode = "demo mode: the built-in simulator plays the video service" if DEMO else ""
             self.stdout.write(self.style.SUCCESS(f"\nsoraweb is running at http://{host}:{port}/"))
             self.stdout.write(f"{mode}\nLogs: {self.log_dir}/  Press Ctrl-C to stop.\n")
             self.watch()
@@ -58,12 +61,11 @@ class Command(BaseCommand):
             self.stop_all()
 
     def start_all(self, host, port, generation_seconds):
-        manage = [sys.executable, "manage.py"]
         celery = [sys.executable, "-m", "celery", "-A", "soraweb"]
-        if settings.SORA_DEMO_MODE:
+        if DEMO:
             self.start(
-                "simulator", *manage, "simulate_upstream", f"--port={settings.SORA_SIMULATOR_PORT}",
-                f"--generation-seconds={generation_seconds}",
+                "simulator", sys.executable, "-m", "simulator", f"--port={SIMULATOR_PORT}",
+                f"--api-key={self.env['SORA_API_KEY']}", f"--generation-seconds={generation_seconds}",
             )  # fmt: skip
         self.start("worker", *celery, "worker", "--loglevel=INFO", "--concurrency=2", "--without-gossip")
         self.start("beat", *celery, "beat", "--loglevel=INFO", f"--schedule={self.log_dir / 'beat-schedule'}")
@@ -111,9 +113,24 @@ class Command(BaseCommand):
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
                 os.killpg(child.pid, signal.SIGKILL)
-        if not os.environ.get("REDIS_URL"):
+        if settings.SORAWEB_EMBEDDED_REDIS:
             embedded_redis.stop(settings.DATA_DIR)
         self.stdout.write("soraweb stopped.")
+
+
+def demo_env(host, port):
+    """What web, worker and beat need to use the simulator as their gateway."""
+    simulator = f"127.0.0.1:{SIMULATOR_PORT}"
+    trusted = ",".join(filter(None, [os.environ.get("SORA_TRUSTED_PRIVATE_HOSTS"), simulator]))
+    return {
+        **{name: value for name, value in DEMO_DEFAULTS.items() if name not in os.environ},
+        "SORA_DEMO_MODE": "true",
+        # A key of this run's own: the simulator accepts only it, like the real gateway.
+        "SORA_API_KEY": secrets.token_urlsafe(16),
+        "SORA_API_BASE_URL": f"http://{simulator}",
+        "SORA_TRUSTED_PRIVATE_HOSTS": trusted,
+        "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL") or f"http://{host}:{port}",
+    }
 
 
 def _listening(port):
