@@ -11,6 +11,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from jobs import submission
 from jobs.models import Heartbeat, VideoJob
 from simulator import Simulator
 from soraweb.celery import app
@@ -92,9 +93,11 @@ def submit(owner, prompts, **fields):
     """Save jobs and ring their submit doorbells, as the create form does."""
     jobs = []
     for prompt in prompts:
-        job = VideoJob.objects.create(owner=owner, prompt=prompt, **fields)
-        job.submit_after_commit()
-        jobs.append(job)
+        jobs.append(
+            submission.submit(
+                owner, lambda p=prompt: VideoJob.objects.create(owner=owner, prompt=p, **fields)
+            )
+        )
     return jobs
 
 

@@ -6,7 +6,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import Truncator
 
-from jobs import limits, media
+from jobs import media, submission
 from jobs.models import UserLimits, VideoJob
 
 
@@ -129,8 +129,8 @@ class VideoJobAdmin(admin.ModelAdmin):
         for job in queryset.filter(status__in=VideoJob.FINAL):
             try:
                 # The new jobs are this admin's, so this admin's own limits apply.
-                limits.submit(request.user, lambda job=job: job.retry_as_new(request.user))
-            except limits.LimitReached as exc:
+                submission.submit(request.user, lambda job=job: job.retry_as_new(request.user))
+            except submission.LimitReached as exc:
                 self.message_user(request, f"Stopped before job {job.pk}: {exc}", messages.ERROR)
                 break
             except OSError:
@@ -166,7 +166,7 @@ class LimitsInline(admin.StackedInline):
         user = row.user if row and row.user_id else None
         if user is None:
             return "—"
-        effective, used = limits.limits_for(user), limits.used_by(user, timezone.now())
+        effective, used = submission.limits_for(user), submission.used_by(user, timezone.now())
 
         def of(limit):
             return f" of {limit}" if limit else " (no limit)"

@@ -389,12 +389,6 @@ class VideoJob(models.Model):
 
     # --- People's actions (the studio and the admin share these) -----------------
 
-    def submit_after_commit(self):
-        """Ring the submit doorbell once this row is committed, so the worker finds it."""
-        from jobs.tasks import submit_job  # jobs.tasks imports this module
-
-        transaction.on_commit(lambda: submit_job.delay(self.pk))
-
     def retry_as_new(self, owner):
         """A new pending job with these settings and its own copy of the reference image."""
         job = VideoJob(

@@ -22,7 +22,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 
-from jobs import limits, media
+from jobs import media, submission
 from jobs.forms import VideoJobForm
 from jobs.models import VideoJob
 
@@ -254,8 +254,8 @@ def create(request):
                 return job
 
             try:
-                limits.submit(request.user, build)
-            except limits.LimitReached as exc:
+                submission.submit(request.user, build)
+            except submission.LimitReached as exc:
                 form.add_error(None, str(exc))
                 status = 429
             else:
@@ -265,7 +265,7 @@ def create(request):
     else:
         source = _job_from_query(request)
         form = VideoJobForm(initial=VideoJobForm.initial_from(source) if source else None)
-        limit_notice = limits.refusal(request.user)
+        limit_notice = submission.refusal(request.user)
     return render(request, "jobs/create.html", {"form": form, "limit_notice": limit_notice}, status=status)
 
 
@@ -296,8 +296,8 @@ def retry(request, pk):
         messages.error(request, "This job is still in progress; wait for it to finish or cancel it first.")
         return redirect("jobs:detail", pk=job.pk)
     try:
-        limits.submit(request.user, lambda: job.retry_as_new(request.user))
-    except limits.LimitReached as exc:
+        submission.submit(request.user, lambda: job.retry_as_new(request.user))
+    except submission.LimitReached as exc:
         messages.error(request, f"Not retried: {exc}")
         return redirect("jobs:detail", pk=job.pk)
     except OSError:

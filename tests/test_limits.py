@@ -13,7 +13,7 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from jobs import limits
+from jobs import submission
 from jobs.models import Usage, UserLimits, VideoJob
 from tests.factories import make_job
 
@@ -53,19 +53,19 @@ def submit(client, **overrides):
 
 def submitted_job(owner, **fields):
     """A job made the way the studio makes one, so it counts."""
-    return limits.submit(owner, lambda: make_job(owner, **fields))
+    return submission.submit(owner, lambda: make_job(owner, **fields))
 
 
 # --- Which limits apply -----------------------------------------------------------------
 
 
 def test_everyone_starts_with_the_server_defaults(alice, defaults):
-    assert limits.limits_for(alice) == limits.Limits(2, 4, Decimal("10"))
+    assert submission.limits_for(alice) == submission.Limits(2, 4, Decimal("10"))
 
 
 def test_an_admins_setting_replaces_the_default_and_empty_keeps_it(alice, defaults):
     UserLimits.objects.create(user=alice, active_jobs=7, monthly_spend=Decimal("0"))
-    assert limits.limits_for(alice) == limits.Limits(7, 4, Decimal("0"))
+    assert submission.limits_for(alice) == submission.Limits(7, 4, Decimal("0"))
 
 
 def test_zero_means_no_limit(client, alice, defaults, submitted):
@@ -262,7 +262,7 @@ def test_an_admin_sets_a_persons_limits_on_their_user_page(client, alice, staff,
     data.pop("user_permissions", None)
     response = client.post(url, data)
     assert response.status_code == 302, response.context["adminform"].form.errors
-    assert limits.limits_for(alice) == limits.Limits(9, 4, Decimal("25.50"))
+    assert submission.limits_for(alice) == submission.Limits(9, 4, Decimal("25.50"))
 
 
 # --- Racing submissions ----------------------------------------------------------------------
@@ -293,14 +293,14 @@ def race(submitters):
 @pytest.fixture
 def slow_counting(monkeypatch):
     """Widen the window between counting and inserting, as a busy server would."""
-    counted = limits.used_by
+    counted = submission.used_by
 
     def slowly(user, now):
         used = counted(user, now)
         time.sleep(0.5)
         return used
 
-    monkeypatch.setattr(limits, "used_by", slowly)
+    monkeypatch.setattr(submission, "used_by", slowly)
 
 
 @pytest.mark.django_db(transaction=True)
@@ -349,8 +349,8 @@ def test_the_race_is_real_without_the_transaction(alice, settings, submitted, sl
 
     def check_then_insert():
         try:
-            limits.check(alice)
-        except limits.LimitReached:
+            submission.check(alice)
+        except submission.LimitReached:
             return "refused"
         with transaction.atomic():
             make_job(alice)
@@ -376,4 +376,4 @@ def test_the_migration_counts_jobs_made_before_limits_existed(alice):
 
     usage = Usage.objects.get()
     assert (usage.user, usage.job_id, usage.created_at) == (alice, old.pk, old.created_at)
-    assert limits.used_by(alice, timezone.now()).this_month == Decimal("3")
+    assert submission.used_by(alice, timezone.now()).this_month == Decimal("3")

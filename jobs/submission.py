@@ -1,9 +1,10 @@
-"""Per-person limits: jobs in progress at once, jobs per day and spend per month.
+"""The one door new jobs enter by: limits, the row, and the submit doorbell.
 
 Every new job (the form, a retry, the admin's "retry as new") goes through
-submit(), which checks the owner's limits and inserts the row in one
-transaction that holds a per-person lock, so two web processes taking
-submissions at the same moment cannot both slip under a limit.
+submit(), which checks the owner's limits (jobs in progress at once, jobs per
+day, spend per month) and inserts the row in one transaction that holds a
+per-person lock, so two web processes taking submissions at the same moment
+cannot both slip under a limit; the worker is told once the row is committed.
 """
 
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from jobs.models import Usage, UserLimits, VideoJob
+from jobs.tasks import submit_job
 
 
 class LimitReached(Exception):
@@ -106,7 +108,8 @@ def submit(user, build):
         check(user, row=_lock(user))
         job = build()
         Usage.objects.create(user=user, job=job, created_at=job.created_at)
-        job.submit_after_commit()
+        # After commit, so the worker finds the row it is told about.
+        transaction.on_commit(lambda: submit_job.delay(job.pk))
     return job
 
 
