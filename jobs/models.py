@@ -41,6 +41,30 @@ def jittered(seconds):
     return timedelta(seconds=seconds * random.uniform(1.0, 1.2))
 
 
+class VideoJobQuerySet(models.QuerySet):
+    def visible_to(self, user):
+        """The jobs user may see: the whole team's, or with SORAWEB_GALLERY_SCOPE=own only their own."""
+        if settings.SORAWEB_GALLERY_SCOPE == "own" and not user.is_staff:
+            return self.filter(owner_id=user.pk)
+        return self
+
+    def capped_counts(self, groups, cap):
+        """{name: jobs in that group of statuses (None: all)}, each counted to cap + 1 at most, in one query.
+
+        An exact count reads every job ever made, so a page showing counts would slow down
+        as the studio's history grows; a capped count stops after cap + 1 rows.
+        """
+        selects, params = [], []
+        for statuses in groups.values():
+            jobs = self.filter(status__in=statuses) if statuses else self
+            sql, jobs_params = jobs.order_by().values("pk")[: cap + 1].query.sql_with_params()
+            selects.append(f"(SELECT COUNT(*) FROM ({sql}) AS grp)")
+            params.extend(jobs_params)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {', '.join(selects)}", params)
+            return dict(zip(groups, cursor.fetchone(), strict=True))
+
+
 class VideoJob(models.Model):
     class Status(models.TextChoices):
         PENDING = "pending", "Waiting to submit"
@@ -114,6 +138,8 @@ class VideoJob(models.Model):
     poll_count = models.PositiveIntegerField(default=0)
     error_count = models.PositiveSmallIntegerField(default=0)
     download_attempts = models.PositiveSmallIntegerField(default=0)
+
+    objects = VideoJobQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

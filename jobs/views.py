@@ -1,28 +1,23 @@
 import calendar
 import hashlib
-import mimetypes
 import re
 from datetime import UTC, datetime, timedelta
 from functools import wraps
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_not_required, login_required
 from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import PermissionDenied
-from django.core.files.storage import FileSystemStorage
-from django.db import connection
 from django.db.models import Q
-from django.http import FileResponse, Http404, HttpResponse
+from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
-from django.utils.http import content_disposition_header
 from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 
-from jobs import media, submission
+from jobs import files, media, submission
 from jobs.forms import VideoJobForm
 from jobs.models import VideoJob
 
@@ -44,19 +39,12 @@ CARD_FIELDS = (
 )  # fmt: skip
 
 
-def visible_jobs(user):
-    """The jobs this user may see: the whole team's, or with SORAWEB_GALLERY_SCOPE=own only their own."""
-    if settings.SORAWEB_GALLERY_SCOPE == "own" and not user.is_staff:
-        return VideoJob.objects.filter(owner_id=user.pk)
-    return VideoJob.objects.all()
-
-
 def may_manage(user, job):
     return user.is_staff or job.owner_id == user.pk
 
 
 def _visible_job(request, pk):
-    return get_object_or_404(visible_jobs(request.user).select_related("owner"), pk=pk)
+    return get_object_or_404(VideoJob.objects.visible_to(request.user).select_related("owner"), pk=pk)
 
 
 def _manageable_job(request, pk):
@@ -112,7 +100,7 @@ def gallery(request):
     tab = request.GET.get("status", "all")
     tab = tab if tab in FILTERS else "all"
     mine = request.GET.get("mine") == "1"
-    scope = visible_jobs(request.user)
+    scope = VideoJob.objects.visible_to(request.user)
     if mine:
         scope = scope.filter(owner=request.user)
     counts = tab_counts(scope)
@@ -169,23 +157,9 @@ def gallery(request):
 
 
 def tab_counts(scope):
-    """Jobs per tab, counted to TAB_COUNT_LIMIT at most ("1,000+"), in one statement.
-
-    An exact count reads every job ever made, so the gallery would slow down as the
-    studio's history grows; a capped count stops after TAB_COUNT_LIMIT + 1 rows.
-    """
-    selects, params = [], []
-    for statuses in FILTERS.values():
-        jobs = scope.filter(status__in=statuses) if statuses else scope
-        sql, jobs_params = jobs.order_by().values("pk")[: TAB_COUNT_LIMIT + 1].query.sql_with_params()
-        selects.append(f"(SELECT COUNT(*) FROM ({sql}) AS tab)")
-        params.extend(jobs_params)
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {', '.join(selects)}", params)
-        counts = cursor.fetchone()
+    counts = scope.capped_counts(FILTERS, TAB_COUNT_LIMIT)
     return {
-        name: f"{TAB_COUNT_LIMIT:,}+" if count > TAB_COUNT_LIMIT else count
-        for name, count in zip(FILTERS, counts, strict=True)
+        name: f"{TAB_COUNT_LIMIT:,}+" if count > TAB_COUNT_LIMIT else count for name, count in counts.items()
     }
 
 
@@ -209,11 +183,16 @@ def cards(request):
     ids = [int(part) for part in request.GET.get("ids", "").split(",") if part.strip().isdigit()]
     ids = ids[:MAX_LIVE_IDS]
     if version := request.GET.get("v"):
-        shown = visible_jobs(request.user).filter(pk__in=ids).values_list("pk", "status")
+        shown = VideoJob.objects.visible_to(request.user).filter(pk__in=ids).values_list("pk", "status")
         if _version(shown) == version:
             # Nothing moved since the poller's last answer: htmx swaps nothing on a 204.
             return HttpResponse(status=204)
-    jobs = list(visible_jobs(request.user).filter(pk__in=ids).select_related("owner").only(*CARD_FIELDS))
+    jobs = list(
+        VideoJob.objects.visible_to(request.user)
+        .filter(pk__in=ids)
+        .select_related("owner")
+        .only(*CARD_FIELDS)
+    )
     found = {job.pk for job in jobs}
     context = {
         "jobs": sorted(jobs, key=lambda job: ids.index(job.pk)),
@@ -271,7 +250,7 @@ def create(request):
 
 def _job_from_query(request):
     pk = request.GET.get("from", "")
-    return visible_jobs(request.user).filter(pk=pk).first() if pk.isdigit() else None
+    return VideoJob.objects.visible_to(request.user).filter(pk=pk).first() if pk.isdigit() else None
 
 
 # --- One job ----------------------------------------------------------------------
@@ -349,7 +328,7 @@ def delete(request, pk):
 @require_safe
 def video(request, pk):
     job = _visible_job(request, pk)
-    return file_response(request, job.video, "video/mp4")
+    return files.response(request, job.video, "video/mp4")
 
 
 @login_required
@@ -357,21 +336,23 @@ def video(request, pk):
 def download(request, pk):
     job = _visible_job(request, pk)
     name = slugify(job.prompt, allow_unicode=True)[:80].strip("-_") or f"video-{job.pk}"
-    return file_response(request, job.video, "video/mp4", filename=f"{name}.mp4", as_attachment=True)
+    return files.response(request, job.video, "video/mp4", filename=f"{name}.mp4", as_attachment=True)
 
 
 @login_required
 @require_safe
 def poster(request, pk):
     job = _visible_job(request, pk)
-    return file_response(request, job.poster, "image/jpeg", max_age=86400)
+    return files.response(request, job.poster, "image/jpeg", max_age=86400)
 
 
 @login_required
 @require_safe
 def reference_image(request, pk):
     job = _visible_job(request, pk)
-    return file_response(request, job.reference_image, _image_type(job.reference_image.name), max_age=86400)
+    return files.response(
+        request, job.reference_image, files.image_type(job.reference_image.name), max_age=86400
+    )
 
 
 @login_not_required
@@ -383,118 +364,6 @@ def reference(request, token):
     if job is None or not job.reference_image:
         raise Http404
     # Streamed even on object storage: the gateway is not known to follow redirects.
-    return file_response(request, job.reference_image, _image_type(job.reference_image.name), offload=False)
-
-
-def _image_type(name):
-    guessed = mimetypes.guess_type(name or "")[0]
-    # Stored references are re-encoded JPEGs; anything else is never labelled as something a browser runs.
-    return guessed if guessed in ("image/jpeg", "image/png", "image/webp") else "application/octet-stream"
-
-
-def file_response(
-    request, field, content_type, *, filename=None, as_attachment=False, max_age=3600, offload=True
-):
-    """Send a stored file to someone already allowed to see it.
-
-    Behind nginx (MEDIA_ACCEL_PREFIX) nginx sends it; on object storage (S3_BUCKET) the
-    browser is sent to a short-lived signed URL; otherwise Django streams it, answering
-    a single `Range: bytes=` request with 206, which players need to seek.
-    """
-    if not field:
-        raise Http404
-    disposition = content_disposition_header(as_attachment, filename) if filename else None
-    if offload and settings.MEDIA_ACCEL_PREFIX and isinstance(field.storage, FileSystemStorage):
-        response = HttpResponse(content_type=content_type)
-        response["X-Accel-Redirect"] = settings.MEDIA_ACCEL_PREFIX.rstrip("/") + "/" + quote(field.name)
-        if disposition:
-            response["Content-Disposition"] = disposition
-    elif offload and getattr(settings, "S3_BUCKET", ""):
-        response = redirect(_signed_url(field, content_type, disposition))
-    else:
-        response = _stream(request, field, content_type, disposition)
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = f"private, max-age={max_age}"
-    return response
-
-
-def _signed_url(field, content_type, disposition):
-    parameters = {"ResponseContentType": content_type}
-    if disposition:
-        parameters["ResponseContentDisposition"] = disposition
-    try:
-        return field.storage.url(field.name, parameters=parameters)
-    except TypeError:  # A storage without per-URL response headers.
-        return field.url
-
-
-def _stream(request, field, content_type, disposition):
-    try:
-        size = field.size
-        handle = field.open("rb")
-    except OSError:
-        raise Http404 from None
-    try:
-        byte_range = _byte_range(request.headers.get("Range"), size)
-    except ValueError:
-        handle.close()
-        response = HttpResponse(status=416)
-        response["Content-Range"] = f"bytes */{size}"
-    else:
-        if byte_range is None:
-            response = FileResponse(handle, content_type=content_type)
-        else:
-            start, end = byte_range
-            response = FileResponse(
-                _Slice(handle, start, end - start + 1), status=206, content_type=content_type
-            )
-            response["Content-Length"] = end - start + 1
-            response["Content-Range"] = f"bytes {start}-{end}/{size}"
-    # Set here, not by FileResponse, which would name inline files after their storage path.
-    if disposition:
-        response["Content-Disposition"] = disposition
-    elif "Content-Disposition" in response:
-        del response["Content-Disposition"]
-    response["Accept-Ranges"] = "bytes"
-    return response
-
-
-def _byte_range(header, size):
-    """(start, end), inclusive, for a single byte range; None to send it all; ValueError if unsatisfiable."""
-    unit, _, spec = (header or "").partition("=")
-    # Other units and several ranges may be ignored (RFC 9110): the whole file is a valid answer.
-    if unit.strip().lower() != "bytes" or "," in spec:
-        return None
-    match = re.fullmatch(r"\s*(\d*)\s*-\s*(\d*)\s*", spec)
-    if not match or not (match[1] or match[2]):
-        raise ValueError(header)
-    if match[1]:
-        start = int(match[1])
-        end = min(int(match[2]), size - 1) if match[2] else size - 1
-        if start >= size or end < start:
-            raise ValueError(header)
-        return start, end
-    suffix = int(match[2])
-    if suffix == 0 or size == 0:
-        raise ValueError(header)
-    return max(0, size - suffix), size - 1
-
-
-class _Slice:
-    """The bytes [start, start + length) of an open file, read the way FileResponse reads."""
-
-    def __init__(self, handle, start, length):
-        handle.seek(start)
-        self.handle = handle
-        self.remaining = length
-
-    def read(self, size=-1):
-        if self.remaining <= 0:
-            return b""
-        size = self.remaining if size is None or size < 0 else min(size, self.remaining)
-        data = self.handle.read(size)
-        self.remaining -= len(data)
-        return data
-
-    def close(self):
-        self.handle.close()
+    return files.response(
+        request, job.reference_image, files.image_type(job.reference_image.name), offload=False
+    )

@@ -1,8 +1,9 @@
 """A faithful fake of the Sora 2 gateway (shared/UPSTREAM.md), served over real HTTP.
 
 It is what the demo runs on and what integration tests run against; production
-code never imports it. It must stay usable without Django: stdlib, requests,
-Pillow and imageio_ffmpeg only.
+code never imports it. It needs no Django settings: stdlib, requests, Pillow,
+imageio_ffmpeg and the Range parser of jobs.files, so soraweb and its fake
+answer Range requests the same way.
 
 Beyond the contract it understands:
 
@@ -45,6 +46,8 @@ from urllib.parse import quote, unquote, urlsplit
 import imageio_ffmpeg
 import requests
 from PIL import Image
+
+from jobs import files
 
 log = logging.getLogger(__name__)
 
@@ -456,24 +459,6 @@ def _video_codec():
     return "libx264" if re.search(r"^\s*V\S*\s+libx264\s", encoders, re.MULTILINE) else "mpeg4"
 
 
-def _parse_range(header, size):
-    """(start, end) inclusive for a single 'bytes=' range; None to send everything.
-
-    Raises ValueError when the range cannot be satisfied.
-    """
-    match = re.fullmatch(r"bytes=(\d*)-(\d*)", (header or "").strip())
-    if not match or match.groups() == ("", ""):
-        return None  # Absent, multi-range or odd: a full 200 is always a valid answer.
-    first, last = match.groups()
-    if not first:
-        start, end = max(0, size - int(last)), size - 1
-    else:
-        start, end = int(first), min(size - 1, int(last)) if last else size - 1
-    if start >= size or start > end:
-        raise ValueError("unsatisfiable range")
-    return start, end
-
-
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
     simulator = None
@@ -576,7 +561,7 @@ class _Handler(BaseHTTPRequestHandler):
         path = sim.videos.path(task.size, task.seconds)
         size = os.path.getsize(path)
         try:
-            byte_range = _parse_range(self.headers.get("Range"), size)
+            byte_range = files.byte_range(self.headers.get("Range"), size)
         except ValueError:
             self._send(
                 json_reply(416, {"error": "range not satisfiable"}, **{"Content-Range": f"bytes */{size}"})
