@@ -29,7 +29,7 @@ class VideoJobAdmin(admin.ModelAdmin):
         (None, {"fields": ["video_preview", "prompt", "owner", "retry_of"]}),
         (
             "Settings",
-            {"fields": ["model", "aspect_ratio", "duration", "reference_preview", "reference_note"]},
+            {"fields": [*VideoJob.CHOICES, "reference_preview", "reference_note"]},
         ),
         ("State", {"fields": ["status", "failure_kind", "error"]}),
         (
@@ -64,13 +64,7 @@ class VideoJobAdmin(admin.ModelAdmin):
             },
         ),
     ]
-    readonly_fields = [
-        "video_preview", "prompt", "owner", "retry_of", "model", "aspect_ratio", "duration",
-        "reference_preview", "reference_note", "status", "failure_kind", "error",
-        "upstream_id", "upstream_status", "result_url", "result_expires_at", "actual_duration", "cost",
-        "created_at", "submitted_at", "completed_at", "updated_at", "deadline_at",
-        "next_check_at", "lease_token", "submit_attempts", "poll_count", "error_count", "download_attempts",
-    ]  # fmt: skip
+    readonly_fields = [name for _, section in fieldsets for name in section["fields"]]
 
     @admin.display(description="Prompt")
     def prompt_excerpt(self, job):

@@ -1,3 +1,5 @@
+import json
+
 from django import forms
 from django.conf import settings
 
@@ -21,17 +23,22 @@ class VideoJobForm(forms.ModelForm):
         required=False,
         label="Reference image (optional)",
         help_text=(
-            "JPEG, PNG or WebP up to 5 MB. It is center-cropped and resized to 1280×720 "
-            "(landscape) or 720×1280 (portrait) to match the orientation."
-        ),
+            "JPEG, PNG or WebP up to 5 MB. It is center-cropped and resized to {}×{} "
+            "(landscape) or {}×{} (portrait) to match the orientation."
+        ).format(*VideoJob.SIZES["16:9"], *VideoJob.SIZES["9:16"]),
         widget=forms.FileInput(
-            attrs={"accept": "image/jpeg,image/png,image/webp", "data-max-bytes": images.MAX_UPLOAD_BYTES}
+            attrs={
+                "accept": "image/jpeg,image/png,image/webp",
+                "data-max-bytes": images.MAX_UPLOAD_BYTES,
+                # The preview crops to the size the server will make.
+                "data-sizes": json.dumps(VideoJob.SIZES),
+            }
         ),
     )
 
     class Meta:
         model = VideoJob
-        fields = ["prompt", "model", "aspect_ratio", "duration", "reference_image"]
+        fields = [*VideoJob.SETTINGS, "reference_image"]
         labels = {"prompt": "Prompt", "model": "Model", "aspect_ratio": "Orientation", "duration": "Length"}
         help_texts = {"prompt": PROMPT_HELP}
         widgets = {
@@ -94,9 +101,4 @@ class VideoJobForm(forms.ModelForm):
     @classmethod
     def initial_from(cls, job):
         """The settings of an earlier job, for "Use these settings" (the image is not carried over)."""
-        return {
-            "prompt": job.prompt,
-            "model": job.model,
-            "aspect_ratio": job.aspect_ratio,
-            "duration": job.duration,
-        }
+        return job.settings()

@@ -1,6 +1,7 @@
 """Reference images: checked, turned upright, cropped to the gateway's exact size and re-encoded.
 
-The gateway accepts only 1280x720 (landscape) or 720x1280 (portrait). Re-encoding
+The gateway accepts only its exact sizes (VideoJob.SIZES: 1280x720 landscape, 720x1280
+portrait). Re-encoding
 every upload also means nothing a person uploads is stored as they sent it: a
 polyglot file or a script renamed .jpg does not survive.
 """
@@ -12,12 +13,14 @@ from io import BytesIO
 from django.core.files.base import ContentFile
 from PIL import Image, ImageOps
 
+from jobs.models import VideoJob
+
 MAX_UPLOAD_BYTES = 5 * 1024 * 1024
 # Far above any photo a person would pick, far below what would exhaust memory.
 MAX_PIXELS = 50_000_000
 FORMATS = ["JPEG", "PNG", "WEBP"]
 EXIF_ORIENTATION = 0x0112
-SIZES = {"16:9": (1280, 720), "9:16": (720, 1280)}
+SIZES = VideoJob.SIZES
 ORIENTATION_NAMES = {"16:9": "landscape", "9:16": "portrait"}
 CHOOSE_AGAIN = "Choose the image again: browsers do not keep a chosen file after an error."
 

@@ -67,7 +67,7 @@ class VideoJobQuerySet(models.QuerySet):
 
 class VideoJob(models.Model):
     class Status(models.TextChoices):
-        PENDING = "pending", "Waiting to submit"
+        PENDING = "pending", "Waiting"
         SUBMITTING = "submitting", "Submitting"
         QUEUED = "queued", "Queued"
         PROCESSING = "processing", "Generating"
@@ -97,6 +97,13 @@ class VideoJob(models.Model):
         SHORT = 4, "4 seconds"
         MEDIUM = 8, "8 seconds"
         LONG = 12, "12 seconds"
+
+    # A job's settings, in one place: what a person chooses on the form, what the admin
+    # shows, what "retry" and "use these settings" repeat (the reference image aside).
+    CHOICES = ("model", "aspect_ratio", "duration")
+    SETTINGS = ("prompt", *CHOICES)
+    # The gateway's pixel size (width, height) for each orientation.
+    SIZES = {AspectRatio.LANDSCAPE: (1280, 720), AspectRatio.PORTRAIT: (720, 1280)}
 
     FINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.UNKNOWN)
     ACTIVE = (Status.PENDING, Status.SUBMITTING, Status.QUEUED, Status.PROCESSING, Status.DOWNLOADING)
@@ -184,9 +191,17 @@ class VideoJob(models.Model):
         return self.aspect_ratio == self.AspectRatio.LANDSCAPE
 
     @property
+    def dimensions(self):
+        return self.SIZES[self.aspect_ratio]
+
+    @property
     def size(self):
         """The gateway's pixel size for this orientation, as "WxH"."""
-        return "1280x720" if self.is_landscape else "720x1280"
+        return "{}x{}".format(*self.dimensions)
+
+    def settings(self):
+        """{field: value} of this job's settings, for a retry or the form's pre-fill."""
+        return {name: getattr(self, name) for name in self.SETTINGS}
 
     # --- Transitions: each a conditional UPDATE from the states it expects ----
 
@@ -417,15 +432,7 @@ class VideoJob(models.Model):
 
     def retry_as_new(self, owner):
         """A new pending job with these settings and its own copy of the reference image."""
-        job = VideoJob(
-            owner=owner,
-            prompt=self.prompt,
-            model=self.model,
-            aspect_ratio=self.aspect_ratio,
-            duration=self.duration,
-            reference_note=self.reference_note,
-            retry_of=self,
-        )
+        job = VideoJob(owner=owner, reference_note=self.reference_note, retry_of=self, **self.settings())
         if self.reference_image:
             # A copy, so deleting either job never takes the other's image with it.
             with self.reference_image.open("rb") as source:

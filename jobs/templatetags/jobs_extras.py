@@ -11,17 +11,6 @@ from jobs.models import VideoJob
 register = template.Library()
 Status = VideoJob.Status
 
-LABELS = {
-    Status.PENDING: "Waiting",
-    Status.SUBMITTING: "Submitting",
-    Status.QUEUED: "Queued",
-    Status.PROCESSING: "Generating",
-    Status.DOWNLOADING: "Downloading",
-    Status.SUCCEEDED: "Ready",
-    Status.FAILED: "Failed",
-    Status.CANCELLED: "Cancelled",
-    Status.UNKNOWN: "Needs attention",
-}
 TONES = {Status.SUCCEEDED: "ok", Status.FAILED: "bad", Status.UNKNOWN: "warn", Status.CANCELLED: "muted"}
 STAGE_HINTS = {
     Status.PENDING: "Waiting for a worker to send it to the video service.",
@@ -35,7 +24,7 @@ ORIENTATIONS = {VideoJob.AspectRatio.LANDSCAPE: "Landscape", VideoJob.AspectRati
 
 @register.filter
 def status_label(status):
-    return LABELS.get(status, status)
+    return Status(status).label if status in Status.values else status
 
 
 @register.filter

@@ -73,9 +73,9 @@
   }, 1000);
 
   // --- The create form ----------------------------------------------------
-  var SIZES = { "16:9": [1280, 720], "9:16": [720, 1280] };
-
   function setUpPreview(input) {
+    // The server's sizes per orientation (VideoJob.SIZES), so the preview crops as it will.
+    var SIZES = JSON.parse(input.getAttribute("data-sizes") || "{}");
     var figure = document.querySelector('[data-preview-for="' + input.id + '"]');
     if (!figure || !input.form) {
       return;
@@ -92,7 +92,10 @@
     }
 
     function describe() {
-      var target = SIZES[ratio()] || SIZES["16:9"];
+      var target = SIZES[ratio()];
+      if (!target) {
+        return;
+      }
       frame.classList.toggle("preview__frame--portrait", ratio() === "9:16");
       if (!img.naturalWidth) {
         return;
