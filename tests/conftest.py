@@ -7,11 +7,12 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from django.db import connection
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.helpers import ROOT
 
 
 @pytest.fixture(autouse=True)
@@ -20,6 +21,20 @@ def fast_password_hashing(request, settings):
     # integration tests: the processes they start must check the same hashes.
     if not request.node.get_closest_marker("integration"):
         settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def media(settings, tmp_path):
+    """Files stored by in-process code go to a folder of this test's own."""
+    settings.MEDIA_ROOT = tmp_path
+    return tmp_path
+
+
+@pytest.fixture
+def submitted():
+    """The submit doorbell, caught instead of sent to the broker: "no call" is this never ringing."""
+    with mock.patch("jobs.tasks.submit_job.delay") as delay:
+        yield delay
 
 
 @pytest.fixture
@@ -142,19 +157,9 @@ def stack(processes):
     return processes
 
 
-def wait_for(predicate, timeout=120, interval=0.25, message="condition"):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := predicate():
-            return result
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {message}")
-
-
 # --- The browser: Debian's chromium driven by Playwright (it never downloads one) ---
 
 CHROMIUM = "/usr/bin/chromium"
-ARTIFACTS = ROOT / "artifacts"
 
 
 @pytest.fixture(scope="session")
@@ -198,16 +203,3 @@ def page(browser, live_server):
     tab.on("pageerror", lambda error: tab.console_errors.append(str(error)))
     yield tab
     context.close()
-
-
-def screenshot(page, name):
-    ARTIFACTS.mkdir(exist_ok=True)
-    page.screenshot(path=ARTIFACTS / f"{name}.png", full_page=True)
-
-
-def sign_in(page, username, password):
-    page.goto("/accounts/login/")
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").click()
-    page.wait_for_url("**/")

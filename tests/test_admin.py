@@ -11,15 +11,9 @@ from django.utils import timezone
 from jobs.models import VideoJob
 from tests.factories import image_bytes, make_job, tiny_mp4
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media")]
 Status = VideoJob.Status
 CHANGELIST = reverse("admin:jobs_videojob_changelist")
-
-
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    return tmp_path
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@
 import pytest
 
 from jobs.models import VideoJob
-from tests.conftest import screenshot, sign_in, wait_for
 from tests.factories import image_bytes
+from tests.helpers import screenshot, sign_in, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 

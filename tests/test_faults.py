@@ -32,7 +32,7 @@ from jobs import upstream
 from jobs.models import VideoJob
 from jobs.tasks import submit_job
 from simulator import CREATE_PATHS, RESULT_PREFIX, VIDEO_PREFIX
-from tests.conftest import wait_for
+from tests.helpers import free_port, wait_for
 
 pytestmark = [pytest.mark.integration]
 
@@ -190,12 +190,6 @@ def lab(processes, sim, alice):
     yield lab
     sim.configure(**config)
     lab.record()
-
-
-def free_port():
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class LocalServer:

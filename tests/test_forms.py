@@ -7,7 +7,7 @@ from PIL import Image
 from jobs.forms import VideoJobForm
 from tests.factories import image_bytes, make_job, upload
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media")]
 
 
 def form(image=None, **overrides):
@@ -15,11 +15,6 @@ def form(image=None, **overrides):
     data |= {"aspect_ratio": "16:9", "duration": "8"} | overrides
     files = MultiValueDict({"reference_image": [image]}) if image else None
     return VideoJobForm(data, files)
-
-
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
 
 
 def test_a_complete_form_is_valid():

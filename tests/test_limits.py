@@ -17,7 +17,7 @@ from jobs import submission
 from jobs.models import Usage, UserLimits, VideoJob
 from tests.factories import make_job
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media")]
 Status = VideoJob.Status
 FORM = {
     "prompt": "a kite over the dunes",
@@ -25,11 +25,6 @@ FORM = {
     "aspect_ratio": "16:9",
     "duration": "4",
 }
-
-
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
 
 
 @pytest.fixture

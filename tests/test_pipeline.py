@@ -13,8 +13,8 @@ from django.core.files.base import ContentFile
 from jobs import media
 from jobs.models import VideoJob
 from jobs.tasks import submit_job
-from tests.conftest import wait_for
 from tests.factories import image_bytes
+from tests.helpers import wait_for
 
 pytestmark = [pytest.mark.integration]
 

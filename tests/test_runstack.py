@@ -10,15 +10,9 @@ import sys
 import pytest
 import requests
 
-from tests.conftest import ROOT
+from tests.helpers import ROOT, free_port
 
 pytestmark = [pytest.mark.integration]
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def test_runstack_serves_the_first_run_page_and_stops_everything_on_sigterm(tmp_path):

@@ -12,7 +12,6 @@ import subprocess
 import sys
 from datetime import timedelta
 from decimal import Decimal
-from unittest import mock
 
 import pytest
 from django.contrib.auth.models import Group
@@ -25,30 +24,19 @@ from django.utils import timezone
 
 from jobs import media
 from jobs.models import VideoJob
-from tests.conftest import ROOT
 from tests.factories import image_bytes, make_job, tiny_mp4
+from tests.helpers import ROOT
 
 Status = VideoJob.Status
 # Nothing in it that HTML escaping would change, so finding it in a page is meaningful.
 SECRET_PROMPT = "alice secret idea 7731 a lantern under the sea"
 
-
-@pytest.fixture(autouse=True)
-def media_root(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    return tmp_path
+pytestmark = pytest.mark.usefixtures("media")
 
 
 @pytest.fixture
 def mallory(django_user_model):
     return django_user_model.objects.create_user("mallory", password="mallory-password-1")
-
-
-@pytest.fixture
-def submitted():
-    """The submit doorbell, caught instead of sent to the broker."""
-    with mock.patch("jobs.tasks.submit_job.delay") as delay:
-        yield delay
 
 
 # --- The authorization crawl ---------------------------------------------------------
@@ -570,13 +558,11 @@ def test_a_hostile_upload_is_refused_with_a_clear_error(
     submitted.assert_not_called()
 
 
-def test_a_png_html_polyglot_is_stored_as_a_plain_jpeg_and_served_as_one(
-    client, alice, submitted, media_root
-):
+def test_a_png_html_polyglot_is_stored_as_a_plain_jpeg_and_served_as_one(client, alice, submitted, settings):
     client.force_login(alice)
     assert post_image(client, html_polyglot(), "innocent.png").status_code == 302
     job = VideoJob.objects.get()
-    stored = (media_root / job.reference_image.name).read_bytes()
+    stored = (settings.MEDIA_ROOT / job.reference_image.name).read_bytes()
     assert job.reference_image.name.endswith(".jpg") and stored[:3] == b"\xff\xd8\xff"
     assert b"<script" not in stored and b"<html" not in stored and b"alert" not in stored
     response = client.get(reverse("jobs:reference_image", args=[job.pk]))
@@ -826,7 +812,7 @@ def csp_errors(page):
 @pytest.mark.integration
 @pytest.mark.browser
 def test_hostile_prompts_stay_text_in_the_gallery_video_page_form_and_admin(live_server, page, alice, staff):
-    from tests.conftest import sign_in
+    from tests.helpers import sign_in
 
     jobs = []
     for n, payload in enumerate(XSS_PAYLOADS):
@@ -862,10 +848,8 @@ def test_hostile_prompts_stay_text_in_the_gallery_video_page_form_and_admin(live
 
 @pytest.mark.integration
 @pytest.mark.browser
-def test_every_page_runs_under_the_csp_without_a_violation(
-    live_server, page, alice, staff, media_root, tmp_path
-):
-    from tests.conftest import screenshot, sign_in
+def test_every_page_runs_under_the_csp_without_a_violation(live_server, page, alice, staff, media, tmp_path):
+    from tests.helpers import screenshot, sign_in
 
     done = make_job(alice, status=Status.SUCCEEDED, completed_at=timezone.now(), cost=Decimal("0.4"))
     done.video.save("v.mp4", ContentFile(tiny_mp4()), save=False)
@@ -981,7 +965,7 @@ class Captured(__import__("logging").Handler):
 
 @pytest.mark.integration
 def test_the_api_key_is_in_no_page_log_line_or_broker_message_of_a_whole_run(
-    processes, live_server, settings, alice, staff, media_root
+    processes, live_server, settings, alice, staff, media
 ):
     import base64
     import logging
@@ -990,8 +974,8 @@ def test_the_api_key_is_in_no_page_log_line_or_broker_message_of_a_whole_run(
     from celery.signals import before_task_publish
 
     from simulator import Simulator
-    from tests.conftest import wait_for
     from tests.factories import upload
+    from tests.helpers import wait_for
 
     canary = f"sk-canary-{secrets.token_hex(12)}"
     gateway = Simulator(api_key=canary, generation_seconds=1).start()
@@ -1002,7 +986,7 @@ def test_the_api_key_is_in_no_page_log_line_or_broker_message_of_a_whole_run(
         SORA_API_BASE_URL=gateway.url,
         SORA_TRUSTED_PRIVATE_HOSTS=gateway.url.removeprefix("http://"),
         PUBLIC_BASE_URL=live_server.url,
-        MEDIA_ROOT=str(media_root),
+        MEDIA_ROOT=str(media),
         LOG_LEVEL="DEBUG",
     )
     logs = Captured()

@@ -14,7 +14,7 @@ import yaml
 from django.urls import reverse
 
 from jobs.models import UserLimits, VideoJob
-from tests.conftest import ROOT, wait_for
+from tests.helpers import ROOT, free_port, wait_for
 
 pytestmark = [pytest.mark.integration]
 
@@ -66,12 +66,6 @@ def test_the_env_example_documents_every_variable_the_settings_read():
         read - documented - {"DATA_DIR", "DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "MEDIA_ACCEL_PREFIX"}
         == set()
     )
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def health(url):

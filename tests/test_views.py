@@ -2,7 +2,6 @@
 
 import re
 from datetime import timedelta
-from unittest import mock
 
 import pytest
 from django.core.files.base import ContentFile
@@ -12,21 +11,8 @@ from django.utils import timezone
 from jobs.models import VideoJob
 from tests.factories import image_bytes, make_job, tiny_mp4, upload
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media")]
 Status, Kind = VideoJob.Status, VideoJob.FailureKind
-
-
-@pytest.fixture(autouse=True)
-def media(settings, tmp_path):
-    settings.MEDIA_ROOT = tmp_path
-    return tmp_path
-
-
-@pytest.fixture
-def submitted():
-    """The submit doorbell, caught instead of sent to the broker."""
-    with mock.patch("jobs.tasks.submit_job.delay") as delay:
-        yield delay
 
 
 def signed_in(client, user):
