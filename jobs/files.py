@@ -2,22 +2,34 @@
 
 import mimetypes
 import re
+from typing import IO
 from urllib.parse import quote
 
 from django.conf import settings
 from django.core.files.storage import FileSystemStorage
-from django.http import FileResponse, Http404, HttpResponse
+from django.db.models.fields.files import FieldFile
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect
 from django.utils.http import content_disposition_header
 
 
-def image_type(name):
+def image_type(name: str | None) -> str:
     guessed = mimetypes.guess_type(name or "")[0]
     # Stored references are re-encoded JPEGs; anything else is never labelled as something a browser runs.
     return guessed if guessed in ("image/jpeg", "image/png", "image/webp") else "application/octet-stream"
 
 
-def response(request, field, content_type, *, filename=None, as_attachment=False, max_age=3600, offload=True):
+def response(
+    request: HttpRequest,
+    field: FieldFile,
+    content_type: str,
+    *,
+    filename: str | None = None,
+    as_attachment: bool = False,
+    max_age: int = 3600,
+    offload: bool = True,
+) -> HttpResponseBase:
     """Send a stored file to someone already allowed to see it.
 
     Behind nginx (MEDIA_ACCEL_PREFIX) nginx sends it; on object storage (S3_BUCKET) the
@@ -28,11 +40,11 @@ def response(request, field, content_type, *, filename=None, as_attachment=False
         raise Http404
     disposition = content_disposition_header(as_attachment, filename) if filename else None
     if offload and settings.MEDIA_ACCEL_PREFIX and isinstance(field.storage, FileSystemStorage):
-        response = HttpResponse(content_type=content_type)
-        response["X-Accel-Redirect"] = settings.MEDIA_ACCEL_PREFIX.rstrip("/") + "/" + quote(field.name)
+        response: HttpResponseBase = HttpResponse(content_type=content_type)
+        response["X-Accel-Redirect"] = settings.MEDIA_ACCEL_PREFIX.rstrip("/") + "/" + quote(field.name or "")
         if disposition:
             response["Content-Disposition"] = disposition
-    elif offload and getattr(settings, "S3_BUCKET", ""):
+    elif offload and settings.S3_BUCKET:
         response = redirect(_signed_url(field, content_type, disposition))
     else:
         response = _stream(request, field, content_type, disposition)
@@ -51,7 +63,9 @@ def _signed_url(field, content_type, disposition):
         return field.url
 
 
-def _stream(request, field, content_type, disposition):
+def _stream(
+    request: HttpRequest, field: FieldFile, content_type: str, disposition: str | None
+) -> HttpResponseBase:
     try:
         size = field.size
         handle = field.open("rb")
@@ -61,7 +75,7 @@ def _stream(request, field, content_type, disposition):
         requested = byte_range(request.headers.get("Range"), size)
     except ValueError:
         handle.close()
-        response = HttpResponse(status=416)
+        response: HttpResponseBase = HttpResponse(status=416)
         response["Content-Range"] = f"bytes */{size}"
     else:
         if requested is None:
@@ -82,7 +96,7 @@ def _stream(request, field, content_type, disposition):
     return response
 
 
-def byte_range(header, size):
+def byte_range(header: str | None, size: int) -> tuple[int, int] | None:
     """(start, end), inclusive, for a single byte range; None to send it all; ValueError if unsatisfiable."""
     unit, _, spec = (header or "").partition("=")
     # Other units and several ranges may be ignored (RFC 9110): the whole file is a valid answer.
@@ -106,12 +120,12 @@ def byte_range(header, size):
 class _Slice:
     """The bytes [start, start + length) of an open file, read the way FileResponse reads."""
 
-    def __init__(self, handle, start, length):
+    def __init__(self, handle: IO[bytes], start: int, length: int) -> None:
         handle.seek(start)
         self.handle = handle
         self.remaining = length
 
-    def read(self, size=-1):
+    def read(self, size: int | None = -1) -> bytes:
         if self.remaining <= 0:
             return b""
         size = self.remaining if size is None or size < 0 else min(size, self.remaining)
@@ -119,5 +133,5 @@ class _Slice:
         self.remaining -= len(data)
         return data
 
-    def close(self):
+    def close(self) -> None:
         self.handle.close()

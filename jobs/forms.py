@@ -101,4 +101,4 @@ class VideoJobForm(forms.ModelForm):
     @classmethod
     def initial_from(cls, job):
         """The settings of an earlier job, for "Use these settings" (the image is not carried over)."""
-        return job.settings()
+        return job.job_settings()

@@ -5,7 +5,9 @@ import subprocess
 import time
 import uuid
 from contextlib import closing, suppress
+from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 import imageio_ffmpeg
 import requests
@@ -26,11 +28,12 @@ _SIGNER_SALT = "jobs.reference-image"
 class StagedFile(File):
     """A finished temp file: FileSystemStorage moves it into place (an atomic rename)."""
 
-    def temporary_file_path(self):
+    def temporary_file_path(self) -> str:
+        assert self.file is not None
         return self.file.name
 
 
-def fetch_video(job):
+def fetch_video(job: Any) -> tuple[str, str, float]:
     """Download, verify and store the job's video and a poster; returns (video_name, poster_name, seconds)."""
     staging = Path(settings.DATA_DIR) / "staging"
     staging.mkdir(exist_ok=True)
@@ -50,7 +53,7 @@ def fetch_video(job):
         poster.unlink(missing_ok=True)
 
 
-def _download(url, path):
+def _download(url: str, path: Path) -> None:
     """Stream url into path with constant memory, a size cap and a total deadline."""
     deadline = time.monotonic() + settings.SORA_DOWNLOAD_TIMEOUT
     limit = settings.SORA_MAX_VIDEO_BYTES
@@ -89,7 +92,7 @@ def _download(url, path):
         raise not_mp4
 
 
-def clean_staging(older_than):
+def clean_staging(older_than: timedelta) -> None:
     """Remove what killed downloads left behind; younger files may still be being written."""
     cutoff = time.time() - older_than.total_seconds()
     for path in (Path(settings.DATA_DIR) / "staging").glob("job-*"):
@@ -98,12 +101,12 @@ def clean_staging(older_than):
                 path.unlink()
 
 
-def _store(path, name):
+def _store(path: Path, name: str) -> str:
     with open(path, "rb") as handle:
         return default_storage.save(name, StagedFile(handle, name=str(path)))
 
 
-def delete_files(job):
+def delete_files(job: Any) -> None:
     for field in (job.video, job.poster, job.reference_image):
         if field:
             with suppress(OSError):
@@ -114,7 +117,7 @@ _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")
 _VIDEO_SIZE = re.compile(r"Stream #.*Video: .*?(\d{2,5})x(\d{2,5})")
 
 
-def probe(path):
+def probe(path: Path) -> dict[str, float]:
     """Width, height and duration (seconds) of a video, read from ffmpeg's report."""
     result = subprocess.run(
         [imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-i", str(path)],
@@ -122,7 +125,7 @@ def probe(path):
         text=True,
         timeout=60,
     )
-    info = {}
+    info: dict[str, float] = {}
     if match := _DURATION.search(result.stderr):
         hours, minutes, seconds = match.groups()
         info["duration"] = int(hours) * 3600 + int(minutes) * 60 + float(seconds)
@@ -131,7 +134,7 @@ def probe(path):
     return info
 
 
-def make_poster(video, poster, duration):
+def make_poster(video: Path, poster: Path, duration: float) -> None:
     result = subprocess.run(
         [
             imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-y",
@@ -148,11 +151,11 @@ def make_poster(video, poster, duration):
 # --- Reference images: the gateway fetches them by URL ---------------------------
 
 
-def reference_token(job):
+def reference_token(job: Any) -> str:
     return signing.dumps(job.pk, salt=_SIGNER_SALT, compress=True)
 
 
-def job_pk_from_reference_token(token):
+def job_pk_from_reference_token(token: str) -> int | None:
     """The job a reference link names, or None when it is forged or expired."""
     try:
         return signing.loads(token, salt=_SIGNER_SALT, max_age=REFERENCE_LINK_MAX_AGE)
@@ -160,7 +163,7 @@ def job_pk_from_reference_token(token):
         return None
 
 
-def reference_url(job):
+def reference_url(job: Any) -> str:
     """An unguessable, expiring public link to the job's reference image."""
     if not settings.PUBLIC_BASE_URL:
         raise upstream.Permanent(

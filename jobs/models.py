@@ -1,8 +1,10 @@
 import logging
 import random
 import uuid
-from datetime import timedelta
+from collections.abc import Iterable
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -10,6 +12,9 @@ from django.core.validators import MinValueValidator
 from django.db import connection, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
+
+if TYPE_CHECKING:
+    from jobs.upstream import CreateResult, TaskResult, UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -28,33 +33,34 @@ MODERATION_WORDS = (
 # twice as long as the call it makes can take (a slow DNS lookup and the row's own
 # writes fit in the margin), so a live task is never doubled; and it scales with
 # the timeouts, so a row whose task died comes back soon after.
-def call_lease():
+def call_lease() -> timedelta:
     return timedelta(seconds=2 * (settings.SORA_CONNECT_TIMEOUT + settings.SORA_READ_TIMEOUT) + 5)
 
 
-def download_lease():
+def download_lease() -> timedelta:
     return timedelta(seconds=settings.SORA_DOWNLOAD_TIMEOUT + 120)
 
 
-def jittered(seconds):
+def jittered(seconds: float) -> timedelta:
     """Spread polls so jobs submitted together do not hit the gateway together."""
     return timedelta(seconds=seconds * random.uniform(1.0, 1.2))
 
 
 class VideoJobQuerySet(models.QuerySet):
-    def visible_to(self, user):
+    def visible_to(self, user: Any) -> "VideoJobQuerySet":
         """The jobs user may see: the whole team's, or with SORAWEB_GALLERY_SCOPE=own only their own."""
         if settings.SORAWEB_GALLERY_SCOPE == "own" and not user.is_staff:
             return self.filter(owner_id=user.pk)
         return self
 
-    def capped_counts(self, groups, cap):
+    def capped_counts(self, groups: dict[str, Iterable[str] | None], cap: int) -> dict[str, int]:
         """{name: jobs in that group of statuses (None: all)}, each counted to cap + 1 at most, in one query.
 
         An exact count reads every job ever made, so a page showing counts would slow down
         as the studio's history grows; a capped count stops after cap + 1 rows.
         """
-        selects, params = [], []
+        selects: list[str] = []
+        params: list[Any] = []
         for statuses in groups.values():
             jobs = self.filter(status__in=statuses) if statuses else self
             sql, jobs_params = jobs.order_by().values("pk")[: cap + 1].query.sql_with_params()
@@ -103,7 +109,10 @@ class VideoJob(models.Model):
     CHOICES = ("model", "aspect_ratio", "duration")
     SETTINGS = ("prompt", *CHOICES)
     # The gateway's pixel size (width, height) for each orientation.
-    SIZES = {AspectRatio.LANDSCAPE: (1280, 720), AspectRatio.PORTRAIT: (720, 1280)}
+    SIZES: dict[str, tuple[int, int]] = {
+        AspectRatio.LANDSCAPE: (1280, 720),
+        AspectRatio.PORTRAIT: (720, 1280),
+    }
 
     FINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.UNKNOWN)
     ACTIVE = (Status.PENDING, Status.SUBMITTING, Status.QUEUED, Status.PROCESSING, Status.DOWNLOADING)
@@ -183,7 +192,7 @@ class VideoJob(models.Model):
         return super().delete(*args, **kwargs)
 
     @property
-    def is_final(self):
+    def is_final(self) -> bool:
         return self.status in self.FINAL
 
     @property
@@ -191,21 +200,21 @@ class VideoJob(models.Model):
         return self.aspect_ratio == self.AspectRatio.LANDSCAPE
 
     @property
-    def dimensions(self):
+    def dimensions(self) -> tuple[int, int]:
         return self.SIZES[self.aspect_ratio]
 
     @property
-    def size(self):
+    def size(self) -> str:
         """The gateway's pixel size for this orientation, as "WxH"."""
         return "{}x{}".format(*self.dimensions)
 
-    def settings(self):
+    def job_settings(self) -> dict[str, Any]:
         """{field: value} of this job's settings, for a retry or the form's pre-fill."""
         return {name: getattr(self, name) for name in self.SETTINGS}
 
     # --- Transitions: each a conditional UPDATE from the states it expects ----
 
-    def _move(self, from_statuses, **fields):
+    def _move(self, from_statuses: Iterable[str], **fields: Any) -> bool:
         """Write fields only if the row is still in one of from_statuses."""
         fields["updated_at"] = timezone.now()
         changed = VideoJob.objects.filter(pk=self.pk, status__in=from_statuses).update(**fields)
@@ -223,7 +232,7 @@ class VideoJob(models.Model):
             )
         return True
 
-    def claim_for_submit(self):
+    def claim_for_submit(self) -> bool:
         """Take a pending job for its one create call; False if someone else has it."""
         return self._move(
             [self.Status.PENDING],
@@ -233,7 +242,7 @@ class VideoJob(models.Model):
             lease_token="",
         )
 
-    def mark_submitted(self, created):
+    def mark_submitted(self, created: "CreateResult") -> bool:
         """The gateway accepted the job: from now on it is polled, never created again."""
         now = timezone.now()
         return self._move(
@@ -246,7 +255,7 @@ class VideoJob(models.Model):
             error="",
         )
 
-    def retry_submit_later(self, error):
+    def retry_submit_later(self, error: "UpstreamError") -> bool:
         """The create call certainly never reached the gateway: try again later, a bounded number of times."""
         if self.submit_attempts >= settings.SORA_MAX_SUBMIT_ATTEMPTS:
             return self.mark_failed(
@@ -261,7 +270,7 @@ class VideoJob(models.Model):
             error=f"Retrying: {error}",
         )
 
-    def mark_unknown(self, reason):
+    def mark_unknown(self, reason: str) -> bool:
         return self._move(
             [self.Status.SUBMITTING],
             status=self.Status.UNKNOWN,
@@ -269,7 +278,7 @@ class VideoJob(models.Model):
             completed_at=timezone.now(),
         )
 
-    def mark_failed(self, kind, message, from_statuses=ACTIVE):
+    def mark_failed(self, kind: str, message: str, from_statuses: Iterable[str] = ACTIVE) -> bool:
         return self._move(
             from_statuses,
             status=self.Status.FAILED,
@@ -279,7 +288,7 @@ class VideoJob(models.Model):
             lease_token="",
         )
 
-    def cancel(self):
+    def cancel(self) -> bool:
         """Stop tracking a job that is not final (the gateway has no cancel call)."""
         return self._move(
             self.ACTIVE,
@@ -289,13 +298,13 @@ class VideoJob(models.Model):
             lease_token="",
         )
 
-    def take_lease(self, token):
+    def take_lease(self, token: str) -> bool:
         """Claim the lease the sweep handed out; a duplicate or stale message gets False."""
         if not token:
             return False
         return bool(VideoJob.objects.filter(pk=self.pk, lease_token=token).update(lease_token=""))
 
-    def apply_result(self, result):
+    def apply_result(self, result: "TaskResult") -> bool:
         """Record one poll answer and move the job on."""
         now = timezone.now()
         if result.status == "completed":
@@ -330,7 +339,7 @@ class VideoJob(models.Model):
             next_check_at=now + jittered(settings.SORA_POLL_INTERVAL),
         )
 
-    def record_poll_error(self, error):
+    def record_poll_error(self, error: "UpstreamError | str") -> bool:
         """A bad answer: back off, and give up after a bounded run of them."""
         errors = self.error_count + 1
         if errors >= settings.SORA_MAX_POLL_ERRORS:
@@ -348,7 +357,7 @@ class VideoJob(models.Model):
             next_check_at=timezone.now() + jittered(max(backoff, settings.SORA_POLL_INTERVAL)),
         )
 
-    def record_download_error(self, error, permanent=False):
+    def record_download_error(self, error: Exception, permanent: bool = False) -> bool:
         attempts = self.download_attempts + 1
         expired = self.result_expires_at and self.result_expires_at <= timezone.now()
         if permanent or expired or attempts >= settings.SORA_MAX_DOWNLOAD_ATTEMPTS:
@@ -364,7 +373,7 @@ class VideoJob(models.Model):
             error=f"Download retrying: {error}",
         )
 
-    def mark_succeeded(self, video_name, poster_name, actual_duration=None):
+    def mark_succeeded(self, video_name: str, poster_name: str, actual_duration: float | None = None) -> bool:
         return self._move(
             [self.Status.DOWNLOADING],
             status=self.Status.SUCCEEDED,
@@ -379,7 +388,7 @@ class VideoJob(models.Model):
     # --- The sweep --------------------------------------------------------------
 
     @classmethod
-    def fail_overdue(cls, now=None):
+    def fail_overdue(cls, now: datetime | None = None) -> int:
         """Jobs past their deadline fail with a clear reason instead of spinning forever."""
         now = now or timezone.now()
         endings = [
@@ -404,7 +413,7 @@ class VideoJob(models.Model):
         return count
 
     @classmethod
-    def lease_due(cls, limit=200, now=None):
+    def lease_due(cls, limit: int = 200, now: datetime | None = None) -> list[tuple[int, str, str]]:
         """Lease the rows whose turn has come; returns [(pk, status, token)] to dispatch."""
         now = now or timezone.now()
         with transaction.atomic():
@@ -430,9 +439,9 @@ class VideoJob(models.Model):
 
     # --- People's actions (the studio and the admin share these) -----------------
 
-    def retry_as_new(self, owner):
+    def retry_as_new(self, owner: Any) -> "VideoJob":
         """A new pending job with these settings and its own copy of the reference image."""
-        job = VideoJob(owner=owner, reference_note=self.reference_note, retry_of=self, **self.settings())
+        job = VideoJob(owner=owner, reference_note=self.reference_note, retry_of=self, **self.job_settings())
         if self.reference_image:
             # A copy, so deleting either job never takes the other's image with it.
             with self.reference_image.open("rb") as source:
@@ -441,12 +450,12 @@ class VideoJob(models.Model):
         job.save()
         return job
 
-    def check_now(self):
+    def check_now(self) -> bool:
         """Make a queued or generating job due at once, so the next sweep polls it."""
         return self._move(self.POLLING, next_check_at=timezone.now())
 
 
-def failure_kind_for(message):
+def failure_kind_for(message: str) -> str:
     lowered = message.lower()
     if any(word in lowered for word in MODERATION_WORDS):
         return VideoJob.FailureKind.MODERATION

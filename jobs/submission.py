@@ -7,9 +7,11 @@ per-person lock, so two web processes taking submissions at the same moment
 cannot both slip under a limit; the worker is told once the row is committed.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
@@ -34,7 +36,7 @@ class Limits:
     monthly_spend: Decimal
 
 
-def limits_for(user, row=None):
+def limits_for(user: Any, row: UserLimits | None = None) -> Limits:
     """user's effective limits; row is their UserLimits when the caller already holds it."""
     row = row or UserLimits.objects.filter(user=user).first()
 
@@ -56,7 +58,7 @@ class Used:
     this_month: Decimal
 
 
-def used_by(user, now):
+def used_by(user: Any, now: datetime) -> Used:
     """What user has used against each limit at this moment."""
     rows = Usage.objects.filter(user=user)
     return Used(
@@ -69,7 +71,7 @@ def used_by(user, now):
     )
 
 
-def check(user, now=None, row=None):
+def check(user: Any, now: datetime | None = None, row: UserLimits | None = None) -> None:
     """Raise LimitReached if user may not submit another job now."""
     now = now or timezone.now()
     limits, used = limits_for(user, row), used_by(user, now)
@@ -90,7 +92,7 @@ def check(user, now=None, row=None):
         )
 
 
-def refusal(user):
+def refusal(user: Any) -> str | None:
     """Why user could not submit right now, or None; for the form to say up front."""
     try:
         check(user)
@@ -99,7 +101,7 @@ def refusal(user):
     return None
 
 
-def submit(user, build):
+def submit(user: Any, build: Callable[[], VideoJob]) -> VideoJob:
     """Save the job build() makes as user's, if user's limits allow, and send it after commit.
 
     Raises LimitReached before build() is called, so a refusal makes no row and no call.

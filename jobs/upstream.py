@@ -3,7 +3,7 @@
 Plain functions over one chokepoint (`_send`) with explicit timeouts and no
 hidden retries. Answers become small typed objects; failures become one of a
 few exceptions whose messages a person can read and which never carry the key
-or a proxy's raw HTML. See shared/UPSTREAM.md for the contract and its gaps.
+or a proxy's raw HTML. See docs/gateway.md for the contract and its gaps.
 """
 
 import ipaddress
@@ -11,6 +11,7 @@ import logging
 import socket
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from typing import Any
 from urllib.parse import quote, urljoin, urlsplit
 
 import requests
@@ -36,7 +37,7 @@ class UpstreamError(Exception):
 
     retry_after = None
 
-    def __init__(self, message, retry_after=None):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.retry_after = retry_after
 
@@ -52,7 +53,7 @@ class OutcomeUnknown(UpstreamError):
 class Permanent(UpstreamError):
     """Trying again will not help; kind is one of VideoJob.FailureKind's values."""
 
-    def __init__(self, message, kind="provider"):
+    def __init__(self, message: str, kind: str = "provider") -> None:
         super().__init__(message)
         self.kind = kind
 
@@ -76,9 +77,9 @@ class TaskResult:
     error: str = ""
 
 
-def create_body(job, image_url=None):
+def create_body(job: Any, image_url: str | None = None) -> dict[str, Any]:
     """The create call's JSON: one field from each mutually exclusive pair, never both."""
-    body = {
+    body: dict[str, Any] = {
         "model": job.model,
         "prompt": job.prompt,
         "aspect_ratio": job.aspect_ratio,
@@ -89,7 +90,7 @@ def create_body(job, image_url=None):
     return body
 
 
-def create_video(job, image_url=None):
+def create_video(job: Any, image_url: str | None = None) -> CreateResult:
     """POST the job; returns CreateResult. Raises Transient only when nothing was sent."""
     response = _send("POST", settings.SORA_CREATE_PATH, json=create_body(job, image_url), creating=True)
     data = _json(response, creating=True)
@@ -102,7 +103,7 @@ def create_video(job, image_url=None):
     return CreateResult(id=str(task_id), status=map_status(raw), raw_status=raw, error=error_text(data))
 
 
-def fetch_result(upstream_id):
+def fetch_result(upstream_id: str) -> TaskResult:
     response = _send("GET", settings.SORA_RESULT_PATH.replace("{id}", quote(upstream_id, safe="")))
     data = _json(response)
     raw = str(data.get("status") or "")
@@ -117,11 +118,11 @@ def fetch_result(upstream_id):
     )
 
 
-def map_status(raw):
+def map_status(raw: object) -> str:
     return STATUS_SPELLINGS.get(str(raw).strip().lower(), "unknown")
 
 
-def error_text(data):
+def error_text(data: object) -> str:
     """The gateway's error as a sentence: it may be a string or {message, code}."""
     error = data.get("error") if isinstance(data, dict) else None
     if isinstance(error, dict):
@@ -235,11 +236,11 @@ NAT64 = ipaddress.ip_network("64:ff9b::/96")
 
 
 class UnsafeURL(Permanent):
-    def __init__(self, message):
+    def __init__(self, message: str) -> None:
         super().__init__(message, kind="download")
 
 
-def open_video(url):
+def open_video(url: str) -> requests.Response:
     """GET a finished video as a stream, re-checking every redirect; caller closes it."""
     for _ in range(MAX_REDIRECTS + 1):
         address = check_fetchable(url)
@@ -261,7 +262,7 @@ def open_video(url):
     raise UnsafeURL(f"the video link redirected more than {MAX_REDIRECTS} times")
 
 
-def check_fetchable(url):
+def check_fetchable(url: str) -> str | None:
     """Refuse links soraweb must not fetch; return the address to connect to (None: a trusted host)."""
     try:
         parts = urlsplit(url)
@@ -277,18 +278,18 @@ def check_fetchable(url):
         infos = socket.getaddrinfo(parts.hostname, port, type=socket.SOCK_STREAM, flags=socket.AI_ADDRCONFIG)
     except (socket.gaierror, UnicodeError) as exc:
         raise Transient(f"the video host {parts.hostname} could not be resolved") from exc
-    addresses = [info[4][0] for info in infos]
+    addresses = [str(info[4][0]) for info in infos]
     if not addresses or not all(_is_public(address) for address in addresses):
         raise UnsafeURL("the video link points to a private network address")
     return addresses[0]
 
 
 def _is_public(address):
-    ip = ipaddress.ip_address(address.split("%")[0])
-    if ip.version == 6:
+    ip: ipaddress.IPv4Address | ipaddress.IPv6Address = ipaddress.ip_address(address.split("%")[0])
+    if isinstance(ip, ipaddress.IPv6Address):
         # IPv6 forms that carry an IPv4 address are judged by that address.
-        if ip.ipv4_mapped or ip.sixtofour:
-            ip = ip.ipv4_mapped or ip.sixtofour
+        if carried := ip.ipv4_mapped or ip.sixtofour:
+            ip = carried
         elif ip in NAT64:
             ip = ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
     return ip.is_global and not ip.is_multicast
@@ -322,6 +323,7 @@ class PinnedAdapter(HTTPAdapter):
         hostname = host_params["host"]
         host_params["host"] = self.address
         if host_params["scheme"] == "https":
-            pool_kwargs["server_hostname"] = hostname
-            pool_kwargs["assert_hostname"] = hostname
+            # urllib3 takes both; requests' stub of the dict does not name them.
+            pool_kwargs["server_hostname"] = hostname  # type: ignore[typeddict-unknown-key]
+            pool_kwargs["assert_hostname"] = hostname  # type: ignore[typeddict-unknown-key]
         return host_params, pool_kwargs

@@ -1,4 +1,4 @@
-"""A faithful fake of the Sora 2 gateway (shared/UPSTREAM.md), served over real HTTP.
+"""A faithful fake of the Sora 2 gateway (docs/gateway.md), served over real HTTP.
 
 It is what the demo runs on and what integration tests run against; production
 code never imports it. It needs no Django settings: stdlib, requests, Pillow,

@@ -10,6 +10,7 @@ import secrets
 from datetime import timedelta
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import dj_database_url
@@ -216,7 +217,7 @@ STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns on every start without it.
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or DATA_DIR / "media")
-STORAGES = {
+STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     # Not the manifest storage: pages then render without a collectstatic step.
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
