@@ -71,18 +71,24 @@ def used_by(user: Any, now: datetime) -> Used:
     )
 
 
-def check(user: Any, now: datetime | None = None, row: UserLimits | None = None) -> None:
-    """Raise LimitReached if user may not submit another job now."""
+def check(user: Any, now: datetime | None = None, row: UserLimits | None = None, count: int = 1) -> None:
+    """Raise LimitReached if user may not submit count more jobs now."""
     now = now or timezone.now()
     limits, used = limits_for(user, row), used_by(user, now)
-    if limits.active_jobs and used.in_progress >= limits.active_jobs:
+    if limits.active_jobs and used.in_progress + count > limits.active_jobs:
         raise LimitReached(
             f"You have {_videos(used.in_progress)} in progress and your limit is {limits.active_jobs} "
-            "at once. You can submit again as soon as one of them finishes (or you cancel one)."
+            f"at once{_over(used.in_progress, count, limits.active_jobs)}. You can submit again as soon "
+            "as one of them finishes (or you cancel one)."
         )
-    if limits.jobs_per_day and used.today >= limits.jobs_per_day:
+    if limits.jobs_per_day and used.today + count > limits.jobs_per_day:
+        where = (
+            f"and your daily limit is {limits.jobs_per_day}{_over(used.today, count, limits.jobs_per_day)}"
+            if count > 1
+            else "your daily limit"
+        )
         raise LimitReached(
-            f"You have submitted {_videos(used.today)} today, your daily limit. "
+            f"You have submitted {_videos(used.today)} today, {where}. "
             f"It resets at midnight {_when(_day(now)[1], now)}."
         )
     if limits.monthly_spend and used.this_month >= limits.monthly_spend:
@@ -90,6 +96,11 @@ def check(user: Any, now: datetime | None = None, row: UserLimits | None = None)
             f"You have spent {used.this_month:.2f} this month and your monthly limit is "
             f"{limits.monthly_spend:.2f}. It resets on the 1st {_when(_month(now)[1], now)}."
         )
+
+
+def _over(used: int, count: int, limit: int) -> str:
+    """For a group of jobs: by how much it would cross the limit."""
+    return f": {count} more would be {used + count - limit} over" if count > 1 else ""
 
 
 def refusal(user: Any) -> str | None:
@@ -102,17 +113,26 @@ def refusal(user: Any) -> str | None:
 
 
 def submit(user: Any, build: Callable[[], VideoJob]) -> VideoJob:
-    """Save the job build() makes as user's, if user's limits allow, and send it after commit.
+    """Save the job build() makes as user's, if user's limits allow, and send it after commit."""
+    return submit_many(user, [build])[0]
 
-    Raises LimitReached before build() is called, so a refusal makes no row and no call.
+
+def submit_many(user: Any, builds: list[Callable[[], VideoJob]]) -> list[VideoJob]:
+    """Save the jobs the builds make as user's, all or none, and send them after commit.
+
+    Every job counts against the limits: if the whole group does not fit, LimitReached is
+    raised before any build() is called, so a refusal makes no row and no call.
     """
     with transaction.atomic():
-        check(user, row=_lock(user))
-        job = build()
-        Usage.objects.create(user=user, job=job, created_at=job.created_at)
-        # After commit, so the worker finds the row it is told about.
-        transaction.on_commit(lambda: submit_job.delay(job.pk))
-    return job
+        check(user, row=_lock(user), count=len(builds))
+        jobs = []
+        for build in builds:
+            job = build()
+            Usage.objects.create(user=user, job=job, created_at=job.created_at)
+            jobs.append(job)
+        # After commit, so the worker finds the rows it is told about.
+        transaction.on_commit(lambda: [submit_job.delay(job.pk) for job in jobs])
+    return jobs
 
 
 def _lock(user):

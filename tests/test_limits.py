@@ -372,3 +372,24 @@ def test_the_migration_counts_jobs_made_before_limits_existed(alice):
     usage = Usage.objects.get()
     assert (usage.user, usage.job_id, usage.created_at) == (alice, old.pk, old.created_at)
     assert submission.used_by(alice, timezone.now()).this_month == Decimal("3")
+
+
+def test_a_group_that_would_cross_a_limit_creates_none_and_says_by_how_much(alice, defaults, submitted):
+    submitted_job(alice)
+
+    with pytest.raises(submission.LimitReached) as refusal:
+        submission.submit_many(alice, [lambda: make_job(alice)] * 2)
+
+    assert "You have 1 video in progress and your limit is 2 at once: 2 more would be 1 over" in str(
+        refusal.value
+    )
+    assert VideoJob.objects.count() == 1
+    submitted.assert_called_once()
+
+
+def test_a_group_that_fits_is_made_whole(alice, defaults, submitted, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        jobs = submission.submit_many(alice, [lambda: make_job(alice)] * 2)
+
+    assert VideoJob.objects.filter(owner=alice).count() == 2
+    assert sorted(call.args[0] for call in submitted.call_args_list) == sorted(job.pk for job in jobs)
