@@ -5,6 +5,7 @@ import subprocess
 import time
 import uuid
 from contextlib import closing, suppress
+from io import BytesIO
 from pathlib import Path
 
 import imageio_ffmpeg
@@ -13,12 +14,19 @@ import urllib3
 from django.conf import settings
 from django.core import signing
 from django.core.files import File
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db.models.fields.files import FieldFile
 from django.urls import reverse
+from PIL import Image, UnidentifiedImageError
 
 from jobs import upstream
 
 CHUNK = 64 * 1024
+# Posters and reference images are shown far smaller than they are stored (a gallery
+# card, the video page's thumbnail): these narrower copies are made once, when the
+# file is stored, and browsers pick one with srcset. Wider requests get the original.
+IMAGE_WIDTHS = (160, 320)
 REFERENCE_LINK_MAX_AGE = 24 * 3600
 _SIGNER_SALT = "jobs.reference-image"
 
@@ -44,6 +52,12 @@ def fetch_video(job):
         make_poster(part, poster, info["duration"])
         video_name = _store(part, f"videos/{job.created_at:%Y/%m}/job-{job.pk}.mp4")
         poster_name = _store(poster, f"posters/{job.created_at:%Y/%m}/job-{job.pk}.jpg")
+        store_sizes(poster, poster_name)
+        if job.reference_image:
+            # Made here rather than at submission so every stored video has them; a reference
+            # that went missing from storage must not fail a video that arrived.
+            with suppress(OSError, UnidentifiedImageError), job.reference_image.open("rb") as source:
+                store_sizes(source, job.reference_image.name, job.reference_image.storage)
         return video_name, poster_name, info["duration"]
     finally:
         part.unlink(missing_ok=True)
@@ -104,10 +118,71 @@ def _store(path, name):
 
 
 def delete_files(job):
+    for field in (job.poster, job.reference_image):
+        for width in IMAGE_WIDTHS if field else ():
+            with suppress(OSError):
+                field.storage.delete(sized_name(field.name, width))
     for field in (job.video, job.poster, job.reference_image):
         if field:
             with suppress(OSError):
                 field.delete(save=False)
+
+
+# --- Smaller copies of posters and reference images --------------------------------
+
+
+def sized_name(name, width):
+    """Where the copy of a stored image at width lives: derived from its name, so no column is needed."""
+    stem = name.rpartition(".")[0] or name
+    return f"{stem}-{width}w.jpg"
+
+
+def store_sizes(source, name, storage=default_storage):
+    """Store JPEG copies of the image at source (a path or open file) at each of IMAGE_WIDTHS.
+
+    Widths the image does not exceed are skipped: the original serves them.
+    """
+    with Image.open(source) as image:
+        image = image.convert("RGB")
+        for width in IMAGE_WIDTHS:
+            if width >= image.width:
+                continue
+            height = max(1, round(image.height * width / image.width))
+            output = BytesIO()
+            image.resize((width, height), Image.Resampling.LANCZOS).save(
+                output, format="JPEG", quality=80, optimize=True, progressive=True
+            )
+            target = sized_name(name, width)
+            # Storage would pick a new name beside an old copy; the name must stay derivable.
+            storage.delete(target)
+            storage.save(target, ContentFile(output.getvalue()))
+
+
+def make_image_sizes(job, only_missing=False):
+    """Store the smaller copies of a job's poster and reference image (for jobs stored before they existed)."""
+    made = 0
+    for field in (job.poster, job.reference_image):
+        if not field:
+            continue
+        if only_missing and all(field.storage.exists(sized_name(field.name, w)) for w in IMAGE_WIDTHS):
+            continue
+        with field.open("rb") as source:
+            store_sizes(source, field.name, field.storage)
+        made += 1
+    return made
+
+
+def sized(field, width):
+    """The stored copy of field at width (?w=, untrusted), or field itself when there is none."""
+    width = str(width or "")
+    if not (
+        field and len(width) <= 5 and width.isascii() and width.isdecimal() and int(width) in IMAGE_WIDTHS
+    ):
+        return field
+    name = sized_name(field.name, int(width))
+    if not field.storage.exists(name):
+        return field
+    return FieldFile(field.instance, field.field, name)
 
 
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")

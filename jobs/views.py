@@ -364,14 +364,15 @@ def download(request, pk):
 @require_safe
 def poster(request, pk):
     job = _visible_job(request, pk)
-    return file_response(request, job.poster, "image/jpeg", max_age=86400)
+    return file_response(request, media.sized(job.poster, request.GET.get("w")), "image/jpeg", max_age=86400)
 
 
 @login_required
 @require_safe
 def reference_image(request, pk):
     job = _visible_job(request, pk)
-    return file_response(request, job.reference_image, _image_type(job.reference_image.name), max_age=86400)
+    field = media.sized(job.reference_image, request.GET.get("w"))
+    return file_response(request, field, _image_type(field.name), max_age=86400)
 
 
 @login_not_required
