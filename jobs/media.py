@@ -159,7 +159,7 @@ def store_sizes(source, name, storage=default_storage):
 
 
 def make_image_sizes(job, only_missing=False):
-    """Store the smaller copies of a job's poster and reference image (for jobs stored before they existed)."""
+    """Store the smaller copies of a job's poster and reference image (for videos stored before them)."""
     made = 0
     for field in (job.poster, job.reference_image):
         if not field:

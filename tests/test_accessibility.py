@@ -137,3 +137,29 @@ def test_the_not_found_and_forbidden_pages_have_no_axe_violations(page, alice, b
     assert_no_axe_violations(page)
     page.goto("/jobs/999999/")
     assert_no_axe_violations(page)
+
+
+# --- Light pages ---------------------------------------------------------------------
+
+
+def transferred_bytes(page, path):
+    """Bytes over the wire (bodies and headers) to load path and every image in it."""
+    requests = []
+    page.on("requestfinished", lambda request: requests.append(request))
+    page.goto(path)
+    page.mouse.wheel(0, 20_000)  # Lazy images below the fold count too.
+    page.wait_for_load_state("networkidle")
+    sizes = [request.sizes() for request in requests]
+    return sum(size["responseBodySize"] + size["responseHeadersSize"] for size in sizes), len(sizes)
+
+
+def test_a_desktop_gallery_of_24_ready_cards_transfers_under_300_kib(page, alice):
+    for number in range(24):
+        ready_job(alice, aspect_ratio="16:9" if number % 2 else "9:16", prompt=f"Scene {number}")
+    sign_in(page, "alice", "alice-password-1")
+
+    total, count = transferred_bytes(page, "/")
+
+    print(f"\ngallery of 24 ready cards: {total / 1024:.0f} KiB in {count} responses")
+    assert page.locator(".card img").count() == 24
+    assert total < 300 * 1024
