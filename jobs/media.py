@@ -52,7 +52,8 @@ def fetch_video(job):
         make_poster(part, poster, info["duration"])
         video_name = _store(part, f"videos/{job.created_at:%Y/%m}/job-{job.pk}.mp4")
         poster_name = _store(poster, f"posters/{job.created_at:%Y/%m}/job-{job.pk}.jpg")
-        store_sizes(poster, poster_name)
+        with default_storage.open(poster_name) as stored:  # The staged poster was moved into place.
+            store_sizes(stored, poster_name)
         if job.reference_image:
             # Made here rather than at submission so every stored video has them; a reference
             # that went missing from storage must not fail a video that arrived.

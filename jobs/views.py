@@ -112,9 +112,7 @@ def gallery(request):
     tab = request.GET.get("status", "all")
     tab = tab if tab in FILTERS else "all"
     mine = request.GET.get("mine") == "1"
-    scope = visible_jobs(request.user)
-    if mine:
-        scope = scope.filter(owner=request.user)
+    scope = gallery_scope(request.user, mine)
     counts = tab_counts(scope)
     jobs = scope.select_related("owner").only(*CARD_FIELDS)
     if FILTERS[tab]:
@@ -168,6 +166,11 @@ def gallery(request):
     return render(request, "jobs/gallery.html", context)
 
 
+def gallery_scope(user, mine):
+    scope = visible_jobs(user)
+    return scope.filter(owner=user) if mine else scope
+
+
 def tab_counts(scope):
     """Jobs per tab, counted to TAB_COUNT_LIMIT at most ("1,000+"), in one statement.
 
@@ -205,7 +208,7 @@ def _cursor(value):
 @login_required
 @require_GET
 def cards(request):
-    """The cards for ?ids=1,2,3, each swapping itself into the gallery, and the poller that asks again."""
+    """The cards for ?ids=1,2,3 and the tab counts, each swapping itself in, and the next poll."""
     ids = [int(part) for part in request.GET.get("ids", "").split(",") if part.strip().isdigit()]
     ids = ids[:MAX_LIVE_IDS]
     if version := request.GET.get("v"):
@@ -215,9 +218,13 @@ def cards(request):
             return HttpResponse(status=204)
     jobs = list(visible_jobs(request.user).filter(pk__in=ids).select_related("owner").only(*CARD_FIELDS))
     found = {job.pk for job in jobs}
+    mine = request.GET.get("mine") == "1"
     context = {
         "jobs": sorted(jobs, key=lambda job: ids.index(job.pk)),
         "gone": [pk for pk in ids if pk not in found],
+        # A card that moved moves the tab counts too.
+        "counts": tab_counts(gallery_scope(request.user, mine)),
+        "mine": mine,
         "live_ids": [job.pk for job in jobs if not job.is_final],
         "live_version": live_version(jobs),
     }
