@@ -4,6 +4,7 @@ import functools
 import subprocess
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import imageio_ffmpeg
 import pytest
@@ -163,3 +164,91 @@ def test_a_desktop_gallery_of_24_ready_cards_transfers_under_300_kib(page, alice
     print(f"\ngallery of 24 ready cards: {total / 1024:.0f} KiB in {count} responses")
     assert page.locator(".card img").count() == 24
     assert total < 300 * 1024
+
+
+# --- A keyboard alone ----------------------------------------------------------------
+
+FOCUS_RING = """() => {
+    const focused = document.activeElement;
+    // The radio cards hide the radio itself and ring the card beside it.
+    const ring = focused.matches(".choice__input") ? focused.nextElementSibling : focused;
+    const style = getComputedStyle(ring);
+    return style.boxShadow !== "none" || (style.outlineStyle !== "none" && style.outlineWidth !== "0px");
+}"""
+
+
+def at_path(path):
+    return lambda url: urlsplit(url).path == path
+
+
+def tab_to(page, selector, key="Tab", limit=60):
+    """Press Tab until the focus is on selector, and check that the focus can be seen there."""
+    for _ in range(limit):
+        page.keyboard.press(key)
+        if page.evaluate("s => document.activeElement.matches(s)", selector):
+            assert page.evaluate(FOCUS_RING), f"no visible focus on {selector}"
+            return
+    raise AssertionError(f"{key} never reached {selector}")
+
+
+def test_a_creator_makes_and_plays_a_video_with_the_keyboard_alone(page, alice):
+    ready = ready_job(alice, prompt="A lighthouse at dusk, waves below")
+    page.goto("/accounts/login/")
+    tab_to(page, "#id_username")
+    page.keyboard.type("alice")
+    tab_to(page, "#id_password")
+    page.keyboard.type("alice-password-1")
+    page.keyboard.press("Enter")
+    page.wait_for_url(at_path("/"))
+
+    tab_to(page, ".page-head a[href='/new/']")
+    page.keyboard.press("Enter")
+    page.wait_for_url(at_path("/new/"))
+    tab_to(page, "#id_prompt")
+    page.keyboard.type("Snow falling on a quiet harbour")
+    tab_to(page, "input[name=model]:checked")
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate(FOCUS_RING)
+    tab_to(page, "input[name=aspect_ratio]:checked")
+    page.keyboard.press("ArrowRight")
+    assert page.evaluate(FOCUS_RING)
+    tab_to(page, "input[name=duration]:checked")
+    page.keyboard.press("ArrowRight")
+    tab_to(page, "button[type=submit].button--large")
+    tab_to(page, "input[name=duration]:checked", key="Shift+Tab")  # Back, and forward again.
+    tab_to(page, "button[type=submit].button--large")
+    page.keyboard.press("Enter")
+    page.wait_for_url(at_path("/"))
+
+    job = VideoJob.objects.get(prompt="Snow falling on a quiet harbour")
+    assert (job.model, job.aspect_ratio, job.duration) == ("openAiSora2Pro", "9:16", 12)
+    tab_to(page, f"#job-{ready.pk} .card__title a")
+    page.keyboard.press("Enter")
+    page.wait_for_url(at_path(f"/jobs/{ready.pk}/"))
+    tab_to(page, "video")
+    page.keyboard.press("Space")
+    page.wait_for_function("() => document.querySelector('video').currentTime > 0.2")
+    assert page.console_errors == []
+
+
+# --- Live tab counts -------------------------------------------------------------------
+
+
+def tab_count(page, key):
+    return page.locator(f"#tab-count-{key}").inner_text()
+
+
+def test_the_tab_counts_follow_a_card_that_becomes_ready_without_a_reload(page, alice):
+    ready_job(alice)
+    job = make_job(alice, status=Status.PROCESSING, submitted_at=timezone.now())
+    sign_in(page, "alice", "alice-password-1")
+    assert (tab_count(page, "active"), tab_count(page, "succeeded")) == ("1", "1")
+    page.evaluate("window.stillTheSamePage = true")
+
+    # What the download task does last; the page's poll (every 3 s) notices.
+    VideoJob.objects.filter(pk=job.pk).update(status=Status.SUCCEEDED)
+
+    page.wait_for_selector(f"#job-{job.pk}[data-status=succeeded]")
+    page.wait_for_function("() => document.querySelector('#tab-count-succeeded').textContent.trim() === '2'")
+    assert tab_count(page, "active") == "0"
+    assert page.evaluate("window.stillTheSamePage") is True, "the gallery reloaded"
