@@ -23,4 +23,5 @@ class Command(BaseCommand):
                 # One missing or broken file must not stop the rest; that job keeps its full-size image.
                 failed += 1
                 self.stderr.write(f"job {job.pk}: {exc}")
-        self.stdout.write(f"Made small copies of {made} image(s); {failed} job(s) could not be read.")
+        if options["verbosity"]:
+            self.stdout.write(f"Made small copies of {made} image(s); {failed} job(s) could not be read.")
