@@ -144,14 +144,23 @@ def test_the_not_found_and_forbidden_pages_have_no_axe_violations(page, alice, b
 
 
 def transferred_bytes(page, path):
-    """Bytes over the wire (bodies and headers) to load path and every image in it."""
+    """Bytes over the wire (bodies and headers) for a first visit to path, by kind: page, static, images."""
+    page.goto("about:blank")
+    browser_tools = page.context.new_cdp_session(page)
+    browser_tools.send("Network.enable")
+    browser_tools.send("Network.setCacheDisabled", {"cacheDisabled": True})
     requests = []
     page.on("requestfinished", lambda request: requests.append(request))
     page.goto(path)
     page.mouse.wheel(0, 20_000)  # Lazy images below the fold count too.
     page.wait_for_load_state("networkidle")
-    sizes = [request.sizes() for request in requests]
-    return sum(size["responseBodySize"] + size["responseHeadersSize"] for size in sizes), len(sizes)
+    kinds = {"page": 0, "static": 0, "images": 0}
+    for request in requests:
+        size = request.sizes()
+        kind = "images" if request.resource_type == "image" else "page"
+        kind = "static" if "/static/" in request.url else kind
+        kinds[kind] += size["responseBodySize"] + size["responseHeadersSize"]
+    return kinds
 
 
 def test_a_desktop_gallery_of_24_ready_cards_transfers_under_300_kib(page, alice):
@@ -159,9 +168,11 @@ def test_a_desktop_gallery_of_24_ready_cards_transfers_under_300_kib(page, alice
         ready_job(alice, aspect_ratio="16:9" if number % 2 else "9:16", prompt=f"Scene {number}")
     sign_in(page, "alice", "alice-password-1")
 
-    total, count = transferred_bytes(page, "/")
+    kinds = transferred_bytes(page, "/")
 
-    print(f"\ngallery of 24 ready cards: {total / 1024:.0f} KiB in {count} responses")
+    total = sum(kinds.values())
+    parts = ", ".join(f"{kind} {size / 1024:.0f}" for kind, size in kinds.items())
+    print(f"\ngallery of 24 ready cards: {total / 1024:.0f} KiB ({parts}; static uncompressed in tests)")
     assert page.locator(".card img").count() == 24
     assert total < 300 * 1024
 
@@ -218,7 +229,7 @@ def test_a_creator_makes_and_plays_a_video_with_the_keyboard_alone(page, alice):
     tab_to(page, "input[name=duration]:checked", key="Shift+Tab")  # Back, and forward again.
     tab_to(page, "button[type=submit].button--large")
     page.keyboard.press("Enter")
-    page.wait_for_url(at_path("/"))
+    page.wait_for_url(at_path("/"), timeout=60_000)  # A loaded machine; the first submission is the slowest.
 
     job = VideoJob.objects.get(prompt="Snow falling on a quiet harbour")
     assert (job.model, job.aspect_ratio, job.duration) == ("openAiSora2Pro", "9:16", 12)
