@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from jobs import media
 from jobs.models import VideoJob
-from tests.conftest import sign_in
+from tests.conftest import screenshot, sign_in
 from tests.factories import make_job, tiny_mp4
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
@@ -109,6 +109,7 @@ def test_the_full_gallery_and_its_messages_have_no_axe_violations(page, alice, f
     page.get_by_role("button", name="Delete for good").click()
     page.get_by_text("The job and its files were deleted.").wait_for()
     assert page.locator(".card").count() == 5
+    screenshot(page, "gallery-with-message")
     assert_no_axe_violations(page)
 
 
