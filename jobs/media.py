@@ -6,6 +6,7 @@ import time
 import uuid
 from contextlib import closing, suppress
 from datetime import timedelta
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -15,12 +16,19 @@ import urllib3
 from django.conf import settings
 from django.core import signing
 from django.core.files import File
+from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
+from django.db.models.fields.files import FieldFile
 from django.urls import reverse
+from PIL import Image, UnidentifiedImageError
 
 from jobs import upstream
 
 CHUNK = 64 * 1024
+# Posters and reference images are shown far smaller than they are stored (a gallery
+# card, the video page's thumbnail): these narrower copies are made once, when the
+# file is stored, and browsers pick one with srcset. Wider requests get the original.
+IMAGE_WIDTHS = (160, 320)
 REFERENCE_LINK_MAX_AGE = 24 * 3600
 _SIGNER_SALT = "jobs.reference-image"
 
@@ -47,6 +55,13 @@ def fetch_video(job: Any) -> tuple[str, str, float]:
         make_poster(part, poster, info["duration"])
         video_name = _store(part, f"videos/{job.created_at:%Y/%m}/job-{job.pk}.mp4")
         poster_name = _store(poster, f"posters/{job.created_at:%Y/%m}/job-{job.pk}.jpg")
+        with default_storage.open(poster_name) as stored:  # The staged poster was moved into place.
+            store_sizes(stored, poster_name)
+        if job.reference_image:
+            # Made here rather than at submission so every stored video has them; a reference
+            # that went missing from storage must not fail a video that arrived.
+            with suppress(OSError, UnidentifiedImageError), job.reference_image.open("rb") as source:
+                store_sizes(source, job.reference_image.name, job.reference_image.storage)
         return video_name, poster_name, info["duration"]
     finally:
         part.unlink(missing_ok=True)
@@ -107,10 +122,71 @@ def _store(path: Path, name: str) -> str:
 
 
 def delete_files(job: Any) -> None:
+    for field in (job.poster, job.reference_image):
+        for width in IMAGE_WIDTHS if field else ():
+            with suppress(OSError):
+                field.storage.delete(sized_name(field.name, width))
     for field in (job.video, job.poster, job.reference_image):
         if field:
             with suppress(OSError):
                 field.delete(save=False)
+
+
+# --- Smaller copies of posters and reference images --------------------------------
+
+
+def sized_name(name: str, width: int) -> str:
+    """Where the copy of a stored image at width lives: derived from its name, so no column is needed."""
+    stem = name.rpartition(".")[0] or name
+    return f"{stem}-{width}w.jpg"
+
+
+def store_sizes(source: Any, name: str, storage: Any = default_storage) -> None:
+    """Store JPEG copies of the image at source (a path or open file) at each of IMAGE_WIDTHS.
+
+    Widths the image does not exceed are skipped: the original serves them.
+    """
+    with Image.open(source) as opened:
+        image = opened.convert("RGB")
+        for width in IMAGE_WIDTHS:
+            if width >= image.width:
+                continue
+            height = max(1, round(image.height * width / image.width))
+            output = BytesIO()
+            image.resize((width, height), Image.Resampling.LANCZOS).save(
+                output, format="JPEG", quality=80, optimize=True, progressive=True
+            )
+            target = sized_name(name, width)
+            # Storage would pick a new name beside an old copy; the name must stay derivable.
+            storage.delete(target)
+            storage.save(target, ContentFile(output.getvalue()))
+
+
+def make_image_sizes(job: Any, only_missing: bool = False) -> int:
+    """Store the smaller copies of a job's poster and reference image (for videos stored before them)."""
+    made = 0
+    for field in (job.poster, job.reference_image):
+        if not field:
+            continue
+        if only_missing and all(field.storage.exists(sized_name(field.name, w)) for w in IMAGE_WIDTHS):
+            continue
+        with field.open("rb") as source:
+            store_sizes(source, field.name, field.storage)
+        made += 1
+    return made
+
+
+def sized(field: Any, width: object) -> Any:
+    """The stored copy of field at width (?w=, untrusted), or field itself when there is none."""
+    width = str(width or "")
+    if not (
+        field and len(width) <= 5 and width.isascii() and width.isdecimal() and int(width) in IMAGE_WIDTHS
+    ):
+        return field
+    name = sized_name(field.name, int(width))
+    if not field.storage.exists(name):
+        return field
+    return FieldFile(field.instance, field.field, name)
 
 
 _DURATION = re.compile(r"Duration: (\d+):(\d+):(\d+(?:\.\d+)?)")

@@ -100,9 +100,7 @@ def gallery(request):
     tab = request.GET.get("status", "all")
     tab = tab if tab in FILTERS else "all"
     mine = request.GET.get("mine") == "1"
-    scope = VideoJob.objects.visible_to(request.user)
-    if mine:
-        scope = scope.filter(owner=request.user)
+    scope = gallery_scope(request.user, mine)
     counts = tab_counts(scope)
     jobs = scope.select_related("owner").only(*CARD_FIELDS)
     if FILTERS[tab]:
@@ -156,6 +154,11 @@ def gallery(request):
     return render(request, "jobs/gallery.html", context)
 
 
+def gallery_scope(user, mine):
+    scope = VideoJob.objects.visible_to(user)
+    return scope.filter(owner=user) if mine else scope
+
+
 def tab_counts(scope):
     counts = scope.capped_counts(FILTERS, TAB_COUNT_LIMIT)
     return {
@@ -179,7 +182,7 @@ def _cursor(value):
 @login_required
 @require_GET
 def cards(request):
-    """The cards for ?ids=1,2,3, each swapping itself into the gallery, and the poller that asks again."""
+    """The cards for ?ids=1,2,3 and the tab counts, each swapping itself in, and the next poll."""
     ids = [int(part) for part in request.GET.get("ids", "").split(",") if part.strip().isdigit()]
     ids = ids[:MAX_LIVE_IDS]
     if version := request.GET.get("v"):
@@ -194,9 +197,13 @@ def cards(request):
         .only(*CARD_FIELDS)
     )
     found = {job.pk for job in jobs}
+    mine = request.GET.get("mine") == "1"
     context = {
         "jobs": sorted(jobs, key=lambda job: ids.index(job.pk)),
         "gone": [pk for pk in ids if pk not in found],
+        # A card that moved moves the tab counts too.
+        "counts": tab_counts(gallery_scope(request.user, mine)),
+        "mine": mine,
         "live_ids": [job.pk for job in jobs if not job.is_final],
         "live_version": live_version(jobs),
     }
@@ -343,16 +350,15 @@ def download(request, pk):
 @require_safe
 def poster(request, pk):
     job = _visible_job(request, pk)
-    return files.response(request, job.poster, "image/jpeg", max_age=86400)
+    return files.response(request, media.sized(job.poster, request.GET.get("w")), "image/jpeg", max_age=86400)
 
 
 @login_required
 @require_safe
 def reference_image(request, pk):
     job = _visible_job(request, pk)
-    return files.response(
-        request, job.reference_image, files.image_type(job.reference_image.name), max_age=86400
-    )
+    field = media.sized(job.reference_image, request.GET.get("w"))
+    return files.response(request, field, files.image_type(field.name), max_age=86400)
 
 
 @login_not_required

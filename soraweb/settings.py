@@ -212,15 +212,16 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = DATA_DIR / "static"
+# The image collects into its own folder at build time (the Dockerfile sets it), not the data volume.
+STATIC_ROOT = Path(env_str("STATIC_ROOT") or DATA_DIR / "static")
 STATIC_ROOT.mkdir(exist_ok=True)  # WhiteNoise warns on every start without it.
 STATICFILES_DIRS = [BASE_DIR / "static"]
 MEDIA_URL = "media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT") or DATA_DIR / "media")
 STORAGES: dict[str, dict[str, Any]] = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    # Not the manifest storage: pages then render without a collectstatic step.
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+    # Content-hashed names, cached for good, once collectstatic has run; plain names before.
+    "staticfiles": {"BACKEND": "soraweb.staticfiles.StaticStorage"},
 }
 # Media on S3-compatible object storage when a bucket is named (django-storages);
 # browsers then fetch files through short-lived signed URLs.

@@ -8,11 +8,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from django.core.files.base import ContentFile
 from django.utils import timezone
 
-from jobs import tasks
+from jobs import media, tasks
 from jobs.models import VideoJob
-from tests.factories import make_job, tiny_mp4
+from tests.factories import image_bytes, make_job, tiny_mp4
 from tests.fakes import FakeGateway, answer
 
 pytestmark = pytest.mark.django_db
@@ -164,6 +165,21 @@ def test_a_download_stores_the_video_and_a_poster(gateway, mp4_bytes, settings):
     assert (Path(settings.MEDIA_ROOT) / job.poster.name).read_bytes()[:2] == b"\xff\xd8"
     assert job.actual_duration == pytest.approx(1, abs=0.2)
     assert not list((Path(settings.DATA_DIR) / "staging").glob(f"job-{job.pk}-*"))
+
+
+def test_a_download_stores_small_copies_of_images_wider_than_them(gateway, mp4_bytes, settings):
+    gateway.reply(streamed(mp4_bytes))
+    job = downloading_job()
+    job.reference_image.save("ref.jpg", ContentFile(image_bytes(1280, 720, "JPEG")))
+
+    tasks.download_job(job.pk, "t0k")
+
+    job.refresh_from_db()
+    media_root = Path(settings.MEDIA_ROOT)
+    assert (media_root / media.sized_name(job.reference_image.name, 160)).exists()
+    assert (media_root / media.sized_name(job.reference_image.name, 320)).exists()
+    # The 128x72 poster is smaller than both: it serves every width itself.
+    assert not (media_root / media.sized_name(job.poster.name, 160)).exists()
 
 
 @pytest.mark.parametrize(

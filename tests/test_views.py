@@ -343,7 +343,7 @@ def test_the_cards_partial_returns_the_asked_cards_to_swap_in(client, alice, bob
     response = signed_in(client, alice).get(reverse("jobs:cards") + f"?ids={live.pk},{done.pk}")
     page = response.content.decode()
     assert f'id="job-{live.pk}"' in page and f'id="job-{done.pk}"' in page
-    assert page.count('hx-swap-oob="true"') == 3  # two cards and the poller
+    assert page.count('hx-swap-oob="true"') == 3 + 4  # two cards, the poller and the four tab counts
     assert f"?ids={live.pk}&amp;v=" in page  # only the job still in progress is asked for again
     assert "<html" not in page
 
@@ -358,14 +358,39 @@ def test_a_poll_when_nothing_moved_gets_an_empty_answer(client, alice):
     assert moved.status_code == 200 and f'id="job-{job.pk}"' in moved.content.decode()
 
 
+def test_a_card_that_moves_to_ready_moves_the_tab_counts_with_it(client, alice):
+    job = make_job(alice, status=Status.PROCESSING)
+    make_job(alice, status=Status.SUCCEEDED)
+    client = signed_in(client, alice)
+    poller = re.search(r'hx-get="([^"]+)"', client.get("/").content.decode())[1].replace("&amp;", "&")
+    VideoJob.objects.filter(pk=job.pk).update(status=Status.SUCCEEDED)
+
+    page = client.get(poller).content.decode()
+
+    assert '<span class="tab__count" id="tab-count-active" hx-swap-oob="true">0</span>' in page
+    assert '<span class="tab__count" id="tab-count-succeeded" hx-swap-oob="true">2</span>' in page
+
+
+def test_the_live_tab_counts_keep_to_mine_only(client, alice, bob):
+    make_job(bob, status=Status.SUCCEEDED)
+    job = make_job(alice, status=Status.PROCESSING)
+    client = signed_in(client, alice)
+    poller = re.search(r'hx-get="([^"]+)"', client.get("/?mine=1").content.decode())[1].replace("&amp;", "&")
+    VideoJob.objects.filter(pk=job.pk).update(status=Status.SUCCEEDED)
+
+    page = client.get(poller).content.decode()
+
+    assert '<span class="tab__count" id="tab-count-all" hx-swap-oob="true">1</span>' in page
+
+
 def test_the_gallery_counts_tabs_up_to_a_limit(client, alice, monkeypatch):
     monkeypatch.setattr("jobs.views.TAB_COUNT_LIMIT", 2)
     for _ in range(3):
         make_job(alice, status=Status.SUCCEEDED)
     make_job(alice, status=Status.QUEUED)
     page = signed_in(client, alice).get("/").content.decode()
-    assert re.search(r'All <span class="tab__count">2\+</span>', page)
-    assert re.search(r'In progress <span class="tab__count">1</span>', page)
+    assert re.search(r'All <span class="tab__count"[^>]*>2\+</span>', page)
+    assert re.search(r'In progress <span class="tab__count"[^>]*>1</span>', page)
 
 
 def test_the_cards_partial_stops_polling_when_every_card_is_final(client, alice):

@@ -39,6 +39,10 @@ class Command(BaseCommand):
             if _listening(busy):
                 raise CommandError(f"Port {busy} is already in use: stop what uses it, or set PORT.")
         call_command("migrate", interactive=False, verbosity=0)
+        # Content-hashed names (and a long cache lifetime) for static files; see STORAGES.
+        call_command("collectstatic", interactive=False, verbosity=0)
+        # Small poster copies for videos stored before they were made (a stat per file when done).
+        call_command("make_thumbnails", verbosity=0)
         self.log_dir = Path(settings.DATA_DIR) / "logs"
         self.log_dir.mkdir(exist_ok=True)
         self.env = {**os.environ, "PORT": str(port)}
