@@ -14,6 +14,27 @@ from django.db import connection
 ROOT = Path(__file__).resolve().parent.parent
 
 
+# The lanes: `pytest -m "not slow"` (make check) runs what needs no process, browser or
+# server of its own. A test using one of these fixtures must say so with a marker, or
+# collection stops: the fast lane must not quietly grow slow, nor lose coverage to it.
+SLOW_FIXTURES = {"live_server", "processes", "stack", "studio", "browser", "simulator"}
+SLOW_MARKERS = ("slow", "integration", "browser")
+
+
+def pytest_collection_modifyitems(config, items):
+    unmarked = []
+    for item in items:
+        if any(item.get_closest_marker(name) for name in SLOW_MARKERS):
+            item.add_marker(pytest.mark.slow)
+        elif used := sorted(SLOW_FIXTURES.intersection(item.fixturenames)):
+            unmarked.append(f"  {item.nodeid} uses {', '.join(used)}")
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests start processes, a server or a browser but are not marked "
+            "integration, browser or slow:\n" + "\n".join(unmarked)
+        )
+
+
 @pytest.fixture(autouse=True)
 def fast_password_hashing(request, settings):
     # The default hasher costs ~0.5 s per user here; unit tests make many. Not for
