@@ -33,6 +33,10 @@ def pytest_collection_modifyitems(config, items):
             "these tests start processes, a server or a browser but are not marked "
             "integration, browser or slow:\n" + "\n".join(unmarked)
         )
+    # Slow tests first (order otherwise kept): xdist hands them out while both processes
+    # are free, and the many short tests fill in at the end instead of one long test
+    # finishing alone.
+    items.sort(key=lambda item: not item.get_closest_marker("slow"))
 
 
 @pytest.fixture(autouse=True)
