@@ -1,9 +1,11 @@
-# soraweb: `make run` starts the whole app, `make test` checks it.
+# soraweb: `make run` starts the whole app, `make check` is the fast lane, `make test` checks all of it.
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# pytest-xdist processes; tests/envsetup.py gives each its own DATA_DIR, Redis and database. 0: serial.
+TEST_WORKERS ?= 2
 
-.PHONY: install run test lint format faults bench clean
+.PHONY: install run check test lint typecheck migrations browser format faults bench clean
 
 install: $(VENV)/.installed
 
@@ -16,16 +18,30 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt
 run: install
 	$(PY) manage.py runstack
 
-test: install
-	$(VENV)/bin/ruff check .
-	@# Comparing models with migrations needs no server database: a scratch SQLite.
-	tmp=$$(mktemp -d) && DATA_DIR=$$tmp DATABASE_URL= \
-		$(PY) manage.py makemigrations --check --dry-run && rm -rf $$tmp
-	$(PY) -m pytest
+# Lint, migrations and every test that needs no process, server or browser of its own.
+check: install lint typecheck migrations
+	$(PY) -m pytest -m "not slow" -n $(TEST_WORKERS) -q
+
+# The whole suite: unit, integration, browser and fault scenarios.
+test: browser install lint typecheck migrations
+	$(PY) -m pytest -n $(TEST_WORKERS) --durations=15
 
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+
+# The public functions of jobs/ (pyproject.toml lists the modules).
+typecheck: install
+	$(VENV)/bin/mypy
+
+# Comparing models with migrations needs no server database: a scratch SQLite.
+migrations: install
+	tmp=$$(mktemp -d) && DATA_DIR=$$tmp DATABASE_URL= \
+		$(PY) manage.py makemigrations --check --dry-run && rm -rf $$tmp
+
+# Debian's chromium for the browser tests: installed when root, else the command to run.
+browser:
+	bash .ci/ensure-chromium
 
 format: install
 	$(VENV)/bin/ruff format .

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 
 def socket_path(data_dir):
@@ -24,9 +26,13 @@ def socket_path(data_dir):
     return path
 
 
+# One try: "is it there?" must answer at once, not after redis-py's default backoff.
+NO_RETRY = Retry(NoBackoff(), 0)
+
+
 def _answers(path):
     try:
-        return redis.Redis(unix_socket_path=str(path), socket_timeout=2).ping()
+        return redis.Redis(unix_socket_path=str(path), socket_timeout=2, retry=NO_RETRY).ping()
     except (redis.RedisError, OSError):
         return False
 
@@ -73,4 +79,6 @@ def ensure_running(data_dir):
 def stop(data_dir):
     # ConnectionError: not running, or it closed the connection as it went down.
     with contextlib.suppress(redis.ConnectionError, OSError):
-        redis.Redis(unix_socket_path=str(socket_path(data_dir)), socket_timeout=2).shutdown(nosave=True)
+        redis.Redis(unix_socket_path=str(socket_path(data_dir)), socket_timeout=2, retry=NO_RETRY).shutdown(
+            nosave=True
+        )

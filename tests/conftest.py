@@ -14,6 +14,30 @@ from django.db import connection
 
 from tests.helpers import ROOT
 
+# The lanes: `pytest -m "not slow"` (make check) runs what needs no process, browser or
+# server of its own. A test using one of these fixtures must say so with a marker, or
+# collection stops: the fast lane must not quietly grow slow, nor lose coverage to it.
+SLOW_FIXTURES = {"live_server", "processes", "stack", "studio", "browser", "simulator"}
+SLOW_MARKERS = ("slow", "integration", "browser")
+
+
+def pytest_collection_modifyitems(config, items):
+    unmarked = []
+    for item in items:
+        if any(item.get_closest_marker(name) for name in SLOW_MARKERS):
+            item.add_marker(pytest.mark.slow)
+        elif used := sorted(SLOW_FIXTURES.intersection(item.fixturenames)):
+            unmarked.append(f"  {item.nodeid} uses {', '.join(used)}")
+    if unmarked:
+        raise pytest.UsageError(
+            "these tests start processes, a server or a browser but are not marked "
+            "integration, browser or slow:\n" + "\n".join(unmarked)
+        )
+    # Slow tests first (order otherwise kept): xdist hands them out while both processes
+    # are free, and the many short tests fill in at the end instead of one long test
+    # finishing alone.
+    items.sort(key=lambda item: not item.get_closest_marker("slow"))
+
 
 @pytest.fixture(autouse=True)
 def fast_password_hashing(request, settings):
@@ -165,7 +189,7 @@ CHROMIUM = "/usr/bin/chromium"
 @pytest.fixture(scope="session")
 def browser():
     if not Path(CHROMIUM).exists():
-        pytest.fail(f"{CHROMIUM} is missing: apt-get install chromium (.ci/run does)")
+        pytest.fail(f"{CHROMIUM} is missing: make test installs it (.ci/ensure-chromium)")
     # Playwright's sync API runs an event loop in this thread; the ORM must still work.
     os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
     from playwright.sync_api import sync_playwright

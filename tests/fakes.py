@@ -1,7 +1,13 @@
-"""The one fake the unit tests use: answers from the gateway's HTTP chokepoint."""
+"""Fakes: answers from the gateway's HTTP chokepoint for unit tests, and small local servers
+standing in for video hosts."""
 
+import contextlib
 import io
 import json as jsonlib
+import socket
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import requests
 
@@ -33,3 +39,96 @@ class FakeGateway:
         if isinstance(reply, Exception):
             raise reply
         return reply
+
+
+# --- Local servers standing in for video hosts (download safety and faults) ---
+
+
+class LocalServer:
+    """A tiny HTTP server on 127.0.0.1: path -> (status, headers, body); body may be an iterable."""
+
+    def __init__(self, routes=None, certificate=None):
+        self.routes = routes or {}
+        self.requests = []
+        self.server_names = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self):
+                server.requests.append({"path": self.path, "host": self.headers.get("Host")})
+                status, headers, body = server.routes.get(self.path, (404, {}, b"not here"))
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                if isinstance(body, bytes):
+                    self.send_header("Content-Length", str(len(body)))
+                    body = [body]
+                self.end_headers()
+                with contextlib.suppress(ConnectionError):
+                    for chunk in body:
+                        self.wfile.write(chunk)
+
+            def log_message(self, *args):
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        if certificate:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            context.load_cert_chain(*certificate)
+            context.sni_callback = lambda sock, name, ctx: self.server_names.append(name)
+            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
+
+    @property
+    def port(self):
+        return self.httpd.server_address[1]
+
+    @property
+    def hostport(self):
+        return f"127.0.0.1:{self.port}"
+
+    def url(self, path):
+        return f"http://{self.hostport}{path}"
+
+    def close(self):
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class Listener:
+    """A TCP port that accepts connections, holds them open and counts them."""
+
+    def __init__(self):
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.accepted = []
+        self.closing = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    @property
+    def port(self):
+        return self.sock.getsockname()[1]
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def _accept(self):
+        while not self.closing:
+            with contextlib.suppress(TimeoutError, OSError):
+                self.accepted.append(self.sock.accept()[0])
+
+    def close(self):
+        self.closing = True
+        for conn in self.accepted:
+            conn.close()
+        self.sock.close()
+
+
+def mp4_body(size):
+    """Bytes that start like an MP4 file."""
+    return b"\x00\x00\x00\x18ftypmp42" + b"\x00" * (size - 12)
+
+
+# --- 1. A worker killed (kill -9) at each step -------------------------------------

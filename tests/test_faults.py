@@ -6,20 +6,15 @@ polls per job, the shortest gap between two polls of a job) to the file named by
 FAULTS_REPORT, which bench/faults.py turns into a table.
 """
 
-import contextlib
 import itertools
 import json
 import os
-import re
 import signal
-import socket
-import ssl
 import subprocess
 import threading
 import time
 from collections import Counter
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -28,10 +23,10 @@ from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
-from jobs import upstream
 from jobs.models import VideoJob
 from jobs.tasks import submit_job
 from simulator import CREATE_PATHS, RESULT_PREFIX, VIDEO_PREFIX
+from tests.fakes import Listener, LocalServer, mp4_body
 from tests.helpers import free_port, wait_for
 
 pytestmark = [pytest.mark.integration]
@@ -192,101 +187,11 @@ def lab(processes, sim, alice):
     lab.record()
 
 
-class LocalServer:
-    """A tiny HTTP server on 127.0.0.1: path -> (status, headers, body); body may be an iterable."""
-
-    def __init__(self, routes=None, certificate=None):
-        self.routes = routes or {}
-        self.requests = []
-        self.server_names = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self):
-                server.requests.append({"path": self.path, "host": self.headers.get("Host")})
-                status, headers, body = server.routes.get(self.path, (404, {}, b"not here"))
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                if isinstance(body, bytes):
-                    self.send_header("Content-Length", str(len(body)))
-                    body = [body]
-                self.end_headers()
-                with contextlib.suppress(ConnectionError):
-                    for chunk in body:
-                        self.wfile.write(chunk)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        if certificate:
-            context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            context.load_cert_chain(*certificate)
-            context.sni_callback = lambda sock, name, ctx: self.server_names.append(name)
-            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
-        threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True).start()
-
-    @property
-    def port(self):
-        return self.httpd.server_address[1]
-
-    @property
-    def hostport(self):
-        return f"127.0.0.1:{self.port}"
-
-    def url(self, path):
-        return f"http://{self.hostport}{path}"
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
-class Listener:
-    """A TCP port that accepts connections, holds them open and counts them."""
-
-    def __init__(self):
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.accepted = []
-        self.closing = False
-        threading.Thread(target=self._accept, daemon=True).start()
-
-    @property
-    def port(self):
-        return self.sock.getsockname()[1]
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
-
-    def _accept(self):
-        while not self.closing:
-            with contextlib.suppress(TimeoutError, OSError):
-                self.accepted.append(self.sock.accept()[0])
-
-    def close(self):
-        self.closing = True
-        for conn in self.accepted:
-            conn.close()
-        self.sock.close()
-
-
 @pytest.fixture
 def listener():
     listener = Listener()
     yield listener
     listener.close()
-
-
-def mp4_body(size):
-    """Bytes that start like an MP4 file."""
-    return b"\x00\x00\x00\x18ftypmp42" + b"\x00" * (size - 12)
-
-
-# --- 1. A worker killed (kill -9) at each step -------------------------------------
 
 
 def test_a_worker_killed_at_each_step_loses_no_job_and_bills_none_twice(lab, listener):
@@ -599,156 +504,6 @@ def test_poll_faults_back_off_and_end_as_the_design_says(lab):
     assert errors == 3
     assert not worker_errors(lab)
     lab.check_figures()
-
-
-# --- 5. Downloads: no link may make soraweb reach into its own network -------------
-
-
-@pytest.fixture
-def connections(monkeypatch):
-    """The address of every connect() any socket makes from here on; they go ahead as usual."""
-    made = []
-    connect = socket.socket.connect
-
-    def recording(sock, address):
-        made.append(address[:2])
-        return connect(sock, address)
-
-    monkeypatch.setattr(socket.socket, "connect", recording)
-    return made
-
-
-@pytest.mark.parametrize(
-    ("url", "words"),
-    [
-        ("http://10.0.0.8/v.mp4", "private network address"),
-        ("http://169.254.169.254/latest/meta-data/", "private network address"),
-        ("http://127.0.0.1:{listener}/v.mp4", "private network address"),
-        ("http://localhost:{listener}/v.mp4", "private network address"),
-        ("http://[::1]:{listener}/v.mp4", "private network address"),
-        ("http://[::ffff:127.0.0.1]:{listener}/v.mp4", "private network address"),
-        ("http://0.0.0.0:{listener}/v.mp4", "private network address"),
-        ("http://224.0.0.1/v.mp4", "private network address"),
-        ("file:///etc/passwd", "not an http(s) address"),
-        ("ftp://cdn.example.test/v.mp4", "not an http(s) address"),
-        ("http://[::1/v.mp4", "not a valid address"),
-        ("http://cdn.example.test:99999/v.mp4", "not a valid address"),
-    ],
-)
-def test_a_link_to_a_private_address_is_refused_before_any_connection(url, words, listener, connections):
-    with pytest.raises(upstream.UnsafeURL, match=re.escape(words)):
-        upstream.open_video(url.format(listener=listener.port))
-
-    assert connections == []
-    assert listener.accepted == []
-
-
-@pytest.mark.parametrize(
-    ("location", "words"),
-    [
-        ("http://127.0.0.1:{listener}/v.mp4", "private network address"),
-        ("http://10.0.0.8/v.mp4", "private network address"),
-        ("http://169.254.169.254/latest/meta-data/iam/", "private network address"),
-        ("file:///etc/passwd", "not an http(s) address"),
-        ("ftp://cdn.example.test/v.mp4", "not an http(s) address"),
-        ("/again", "redirected more than 5 times"),
-    ],
-)
-def test_every_redirect_is_checked_again(location, words, settings, listener, connections):
-    redirector = LocalServer()
-    redirector.routes["/v.mp4"] = (302, {"Location": location.format(listener=listener.port)}, b"")
-    redirector.routes["/again"] = (302, {"Location": "/again"}, b"")
-    settings.SORA_TRUSTED_PRIVATE_HOSTS = [redirector.hostport]
-    try:
-        with pytest.raises(upstream.UnsafeURL, match=re.escape(words)):
-            upstream.open_video(redirector.url("/v.mp4"))
-    finally:
-        redirector.close()
-
-    assert set(connections) == {("127.0.0.1", redirector.port)}
-    assert listener.accepted == []
-
-
-PUBLIC = "93.184.216.34"
-
-
-def reroute(monkeypatch, server):
-    """Pretend PUBLIC is the test server: connections to it go to 127.0.0.1; returns what was dialled."""
-    import urllib3.util.connection
-
-    dialled = []
-
-    def create_connection(address, timeout=None, *args, **kwargs):
-        dialled.append(address)
-        assert address[0] == PUBLIC, address
-        sock = socket.socket()
-        sock.settimeout(timeout if isinstance(timeout, int | float) else None)
-        sock.connect(("127.0.0.1", server.port))
-        return sock
-
-    monkeypatch.setattr(urllib3.util.connection, "create_connection", create_connection)
-    return dialled
-
-
-def test_the_connection_goes_to_the_address_that_was_checked(monkeypatch):
-    """DNS rebinding: a second answer for the host (a private address) is never asked for nor used."""
-    server = LocalServer({"/v.mp4": (200, {"Content-Type": "video/mp4"}, mp4_body(1000))})
-    answers = iter([PUBLIC, "127.0.0.1"])
-    lookups = []
-
-    def getaddrinfo(host, port, *args, **kwargs):
-        lookups.append(host)
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (next(answers), port))]
-
-    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
-    dialled = reroute(monkeypatch, server)
-    try:
-        with upstream.open_video(f"http://cdn.example.test:{server.port}/v.mp4") as response:
-            body = response.raw.read()
-    finally:
-        server.close()
-
-    assert body[4:8] == b"ftyp"
-    assert lookups == ["cdn.example.test"]
-    assert dialled == [(PUBLIC, server.port)]
-    assert server.requests == [{"path": "/v.mp4", "host": f"cdn.example.test:{server.port}"}]
-
-
-@pytest.fixture(scope="module")
-def certificate(tmp_path_factory):
-    """A self-signed certificate for cdn.example.test (openssl, as Debian ships it)."""
-    folder = tmp_path_factory.mktemp("tls")
-    cert, key = folder / "cert.pem", folder / "key.pem"
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=cdn.example.test",
-         "-addext", "subjectAltName=DNS:cdn.example.test"],
-        check=True, capture_output=True,
-    )  # fmt: skip
-    return str(cert), str(key)
-
-
-def test_https_is_pinned_yet_checks_the_certificate_of_the_named_host(monkeypatch, certificate):
-    import requests.adapters
-
-    server = LocalServer({"/v.mp4": (200, {}, mp4_body(1000))}, certificate=certificate)
-    monkeypatch.setattr(
-        socket, "getaddrinfo", lambda host, port, *a, **kw: [(socket.AF_INET, 1, 6, "", (PUBLIC, port))]
-    )
-    dialled = reroute(monkeypatch, server)
-    monkeypatch.setattr(requests.adapters, "DEFAULT_CA_BUNDLE_PATH", certificate[0])
-    try:
-        with upstream.open_video(f"https://cdn.example.test:{server.port}/v.mp4") as response:
-            body = response.raw.read()
-        # The certificate does not prove another name: pinning the address is no way around TLS.
-        with pytest.raises(upstream.Transient, match="SSLError"):
-            upstream.open_video(f"https://other.example.test:{server.port}/v.mp4")
-    finally:
-        server.close()
-
-    assert body[4:8] == b"ftyp"
-    assert dialled == [(PUBLIC, server.port)] * 2
-    assert server.server_names == ["cdn.example.test", "other.example.test"]
 
 
 # --- 5. Bad downloads, through the whole pipeline ---------------------------------------
