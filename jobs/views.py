@@ -10,7 +10,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_not_required, login_required
-from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import PermissionDenied
 from django.core.files.storage import FileSystemStorage
 from django.db import connection
@@ -19,10 +18,11 @@ from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.http import content_disposition_header
 from django.utils.text import slugify
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 
-from jobs import limits, media
+from jobs import firstrun, limits, media
 from jobs.forms import VideoJobForm
 from jobs.models import VideoJob
 
@@ -82,20 +82,21 @@ def first_run_redirect(view):
 
 
 @login_not_required
+@never_cache
 @require_http_methods(["GET", "POST"])
 def setup(request):
-    """Create the first (admin) account; gone once any account exists."""
-    User = get_user_model()
-    if User.objects.exists():
+    """Create the first (admin) account, proven by the setup code; gone once any account exists."""
+    if not firstrun.needed():
         return redirect("login")
-    form = UserCreationForm(request.POST or None)
+    form = firstrun.FirstAccountForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = form.save(commit=False)
-        user.is_staff = user.is_superuser = True
-        user.save()
+        user = firstrun.create_first_account(form)
+        if user is None:  # Someone else was first, a moment ago.
+            return redirect("login")
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, f"Welcome, {user.username}. You are this studio's first admin.")
         return redirect("jobs:gallery")
+    firstrun.setup_code()  # Made and logged now if web's start could not (no tables yet, runserver).
     return render(request, "jobs/setup.html", {"form": form})
 
 
