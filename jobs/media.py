@@ -16,7 +16,7 @@ from django.core.files import File
 from django.core.files.storage import default_storage
 from django.urls import reverse
 
-from jobs import upstream
+from jobs import params, upstream
 
 CHUNK = 64 * 1024
 REFERENCE_LINK_MAX_AGE = 24 * 3600
@@ -155,9 +155,11 @@ def reference_token(job):
 def job_pk_from_reference_token(token):
     """The job a reference link names, or None when it is forged or expired."""
     try:
-        return signing.loads(token, salt=_SIGNER_SALT, max_age=REFERENCE_LINK_MAX_AGE)
+        pk = signing.loads(token, salt=_SIGNER_SALT, max_age=REFERENCE_LINK_MAX_AGE)
     except signing.BadSignature:
         return None
+    # Signed by us but of another shape (another salt's payload, an old format): not a link.
+    return pk if params.is_pk(pk) else None
 
 
 def reference_url(job):

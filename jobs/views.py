@@ -22,7 +22,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 
-from jobs import firstrun, limits, media
+from jobs import firstrun, limits, media, params
 from jobs.forms import VideoJobForm
 from jobs.models import VideoJob
 
@@ -197,18 +197,18 @@ def _cursor_value(job):
 
 def _cursor(value):
     """(created_at, pk) from "<microseconds since the epoch>_<pk>", or None."""
-    match = re.fullmatch(r"(\d{1,17})_(\d{1,19})", value or "")
-    if not match:
+    match = re.fullmatch(r"([0-9]{1,17})_([0-9]{1,19})", value or "")
+    if not match or not (pk := params.pk_or_none(match[2])):
         return None
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(match[1])), int(match[2])
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(match[1])), pk
 
 
 @login_required
 @require_GET
 def cards(request):
     """The cards for ?ids=1,2,3, each swapping itself into the gallery, and the poller that asks again."""
-    ids = [int(part) for part in request.GET.get("ids", "").split(",") if part.strip().isdigit()]
-    ids = ids[:MAX_LIVE_IDS]
+    ids = [pk for part in request.GET.get("ids", "").split(",") if (pk := params.pk_or_none(part))]
+    ids = list(dict.fromkeys(ids))[:MAX_LIVE_IDS]
     if version := request.GET.get("v"):
         shown = visible_jobs(request.user).filter(pk__in=ids).values_list("pk", "status")
         if _version(shown) == version:
@@ -271,8 +271,8 @@ def create(request):
 
 
 def _job_from_query(request):
-    pk = request.GET.get("from", "")
-    return visible_jobs(request.user).filter(pk=pk).first() if pk.isdigit() else None
+    pk = params.pk_or_none(request.GET.get("from"))
+    return visible_jobs(request.user).filter(pk=pk).first() if pk else None
 
 
 # --- One job ----------------------------------------------------------------------
