@@ -11,8 +11,8 @@ class OneLineClientErrors(logging.Filter):
     """
 
     def filter(self, record):
-        if record.name.startswith(("django.request", "django.security")):
-            if getattr(record, "status_code", 500) < 500:
-                record.exc_info = None
-                record.exc_text = None
+        django_answer = record.name.startswith(("django.request", "django.security"))
+        if django_answer and getattr(record, "status_code", 500) < 500:
+            record.exc_info = None
+            record.exc_text = None
         return True

@@ -33,9 +33,8 @@ def admin_input_guard(get_response):
     """Answer 400 to admin query values that Django's admin would turn into a 500."""
 
     def middleware(request):
-        if request.path.startswith(reverse("admin:index")):
-            if problem := _admin_problem(request):
-                return HttpResponseBadRequest(problem)
+        if request.path.startswith(reverse("admin:index")) and (problem := _admin_problem(request)):
+            return HttpResponseBadRequest(problem)
         return get_response(request)
 
     return middleware
