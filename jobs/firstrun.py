@@ -86,7 +86,11 @@ def announce():
             return None
     except DatabaseError:
         return None
-    code, _ = _read_or_create()
+    try:
+        code, _ = _read_or_create()
+    except OSError as exc:  # A read-only DATA_DIR must not stop web from starting.
+        log.warning("No account exists yet, and no setup code could be written: %s", exc)
+        return None
     _log(code)
     return code
 

@@ -1,5 +1,7 @@
 """/healthz for the public: the worker ping is shared for a few seconds and says how old it is."""
 
+import re
+
 import pytest
 from django.test import Client
 
@@ -36,7 +38,8 @@ def test_a_flood_of_health_checks_pings_the_workers_once(db, pings):
 
 
 def test_a_shared_answer_says_how_old_it_is(db, pings):
-    assert worker_check() == {"ok": True, "detail": "1 answering (checked 0 s ago)"}
+    check = worker_check()
+    assert check["ok"] and re.fullmatch(r"1 answering \(checked \d+ s ago\)", check["detail"])
 
 
 def test_a_failing_ping_is_reported_as_failing_while_it_is_shared(db, pings):
