@@ -32,6 +32,7 @@ def test_the_operator_claims_a_new_server_with_the_setup_code(live_server, page,
     page.get_by_label("Password confirmation").fill("a long pass phrase 9")
     page.get_by_role("button", name="Create account and sign in").click()
     assert page.get_by_text("This is not the setup code").is_visible()
+    screenshot(page, "setup-wrong-code")
     assert not django_user_model.objects.exists()
 
     page.get_by_label("Setup code").fill(code.lower())
