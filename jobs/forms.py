@@ -1,4 +1,5 @@
 import json
+import unicodedata
 
 from django import forms
 from django.conf import settings
@@ -15,6 +16,20 @@ MODEL_NOTES = {
     VideoJob.Model.PLUS: "Faster and cheaper. Good for drafts and most ideas.",
     VideoJob.Model.PRO: "Higher quality, but slower and costlier. For the final cut.",
 }
+
+
+# Unicode categories that draw nothing: controls, format characters (zero-width
+# space, byte-order mark), separators, lone combining marks, private use, unassigned.
+_INVISIBLE_CATEGORIES = {"Cc", "Cf", "Cs", "Co", "Cn", "Zs", "Zl", "Zp", "Mn", "Me"}
+# Blank characters Unicode files as letters or symbols (Hangul fillers, the blank Braille cell).
+_BLANK_CHARACTERS = set("\u115f\u1160\u3164\uffa0\u2800")
+
+
+def has_visible_text(text):
+    return any(
+        unicodedata.category(char) not in _INVISIBLE_CATEGORIES and char not in _BLANK_CHARACTERS
+        for char in text
+    )
 
 
 class VideoJobForm(forms.ModelForm):
@@ -72,6 +87,13 @@ class VideoJobForm(forms.ModelForm):
     def model_choices(self):
         """The model radios, each with the sentence that tells Plus and Pro apart."""
         return [(radio, MODEL_NOTES.get(radio.data["value"], "")) for radio in self["model"]]
+
+    def clean_prompt(self):
+        prompt = self.cleaned_data["prompt"]
+        if not has_visible_text(prompt):
+            # Zero-width spaces and byte-order marks pass `required`, and each prompt is a paid call.
+            raise forms.ValidationError("Describe the video you want: this prompt has no visible characters.")
+        return prompt
 
     def clean_reference_image(self):
         if "reference_image" in self.refused_uploads:

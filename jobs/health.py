@@ -1,5 +1,8 @@
 """/healthz: is every part that moves jobs alive? No sign-in; says nothing secret."""
 
+import threading
+import time
+
 from django.conf import settings
 from django.contrib.auth.decorators import login_not_required
 from django.db import connection
@@ -23,11 +26,35 @@ def _broker():
     return "reachable"
 
 
-def _worker():
+# The ping waits up to a second for replies on a web thread, and /healthz needs no
+# sign-in: one ping per process every WORKER_CHECK_TTL seconds, however many ask.
+WORKER_CHECK_TTL = 5.0
+_worker_lock = threading.Lock()
+_worker_checked = None  # (monotonic time of the ping, answer or the exception)
+
+
+def _ping_workers():
     replies = app.control.ping(timeout=1.0)
     if not replies:
         raise RuntimeError("no Celery worker answered")
     return f"{len(replies)} answering"
+
+
+def _worker():
+    """The latest ping's answer, with its age so a cached answer never passes for a fresh one."""
+    global _worker_checked
+    with _worker_lock:  # Callers arriving during a ping wait for its answer rather than ping too.
+        if _worker_checked is None or time.monotonic() - _worker_checked[0] > WORKER_CHECK_TTL:
+            try:
+                answer = _ping_workers()
+            except Exception as exc:
+                answer = exc
+            _worker_checked = (time.monotonic(), answer)
+        checked_at, answer = _worker_checked
+    age = f"checked {time.monotonic() - checked_at:.0f} s ago"
+    if isinstance(answer, Exception):
+        raise RuntimeError(f"{answer} ({age})")
+    return f"{answer} ({age})"
 
 
 def _sweep():

@@ -22,7 +22,7 @@ from django.db.models.fields.files import FieldFile
 from django.urls import reverse
 from PIL import Image, UnidentifiedImageError
 
-from jobs import upstream
+from jobs import params, upstream
 
 CHUNK = 64 * 1024
 # Posters and reference images are shown far smaller than they are stored (a gallery
@@ -234,9 +234,11 @@ def reference_token(job: Any) -> str:
 def job_pk_from_reference_token(token: str) -> int | None:
     """The job a reference link names, or None when it is forged or expired."""
     try:
-        return signing.loads(token, salt=_SIGNER_SALT, max_age=REFERENCE_LINK_MAX_AGE)
+        pk = signing.loads(token, salt=_SIGNER_SALT, max_age=REFERENCE_LINK_MAX_AGE)
     except signing.BadSignature:
         return None
+    # Signed by us but of another shape (another salt's payload, an old format): not a link.
+    return pk if params.is_pk(pk) else None
 
 
 def reference_url(job: Any) -> str:

@@ -8,16 +8,16 @@ from urllib.parse import urlencode
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_not_required, login_required
-from django.contrib.auth.forms import UserCreationForm
 from django.core.exceptions import PermissionDenied
 from django.db.models import Q
 from django.http import Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils.text import slugify
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 
-from jobs import files, media, submission
+from jobs import files, firstrun, media, params, submission
 from jobs.forms import VideoJobForm
 from jobs.models import VideoJob
 
@@ -70,20 +70,21 @@ def first_run_redirect(view):
 
 
 @login_not_required
+@never_cache
 @require_http_methods(["GET", "POST"])
 def setup(request):
-    """Create the first (admin) account; gone once any account exists."""
-    User = get_user_model()
-    if User.objects.exists():
+    """Create the first (admin) account, proven by the setup code; gone once any account exists."""
+    if not firstrun.needed():
         return redirect("login")
-    form = UserCreationForm(request.POST or None)
+    form = firstrun.FirstAccountForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
-        user = form.save(commit=False)
-        user.is_staff = user.is_superuser = True
-        user.save()
+        user = firstrun.create_first_account(form)
+        if user is None:  # Someone else was first, a moment ago.
+            return redirect("login")
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         messages.success(request, f"Welcome, {user.username}. You are this studio's first admin.")
         return redirect("jobs:gallery")
+    firstrun.setup_code()  # Made and logged now if web's start could not (no tables yet, runserver).
     return render(request, "jobs/setup.html", {"form": form})
 
 
@@ -173,18 +174,18 @@ def _cursor_value(job):
 
 def _cursor(value):
     """(created_at, pk) from "<microseconds since the epoch>_<pk>", or None."""
-    match = re.fullmatch(r"(\d{1,17})_(\d{1,19})", value or "")
-    if not match:
+    match = re.fullmatch(r"([0-9]{1,17})_([0-9]{1,19})", value or "")
+    if not match or not (pk := params.pk_or_none(match[2])):
         return None
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(match[1])), int(match[2])
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(match[1])), pk
 
 
 @login_required
 @require_GET
 def cards(request):
     """The cards for ?ids=1,2,3 and the tab counts, each swapping itself in, and the next poll."""
-    ids = [int(part) for part in request.GET.get("ids", "").split(",") if part.strip().isdigit()]
-    ids = ids[:MAX_LIVE_IDS]
+    ids = [pk for part in request.GET.get("ids", "").split(",") if (pk := params.pk_or_none(part))]
+    ids = list(dict.fromkeys(ids))[:MAX_LIVE_IDS]
     if version := request.GET.get("v"):
         shown = VideoJob.objects.visible_to(request.user).filter(pk__in=ids).values_list("pk", "status")
         if _version(shown) == version:
@@ -256,8 +257,8 @@ def create(request):
 
 
 def _job_from_query(request):
-    pk = request.GET.get("from", "")
-    return VideoJob.objects.visible_to(request.user).filter(pk=pk).first() if pk.isdigit() else None
+    pk = params.pk_or_none(request.GET.get("from"))
+    return VideoJob.objects.visible_to(request.user).filter(pk=pk).first() if pk else None
 
 
 # --- One job ----------------------------------------------------------------------

@@ -134,6 +134,8 @@ MIDDLEWARE = [
     # /healthz, the signed reference-image links).
     "django.contrib.auth.middleware.LoginRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    "jobs.middleware.private_pages",
+    "jobs.middleware.admin_input_guard",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
@@ -290,7 +292,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # A refused request (403, 400, 404) is one line, not a traceback.
+    "filters": {"one_line_4xx": {"()": "jobs.logfilters.OneLineClientErrors"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["one_line_4xx"]}
+    },
     "root": {"handlers": ["console"], "level": "WARNING"},
     "loggers": {"jobs": {"level": LOG_LEVEL, "handlers": ["console"], "propagate": False}},
 }

@@ -2,6 +2,7 @@
 
 import pytest
 
+from jobs import firstrun
 from jobs.models import VideoJob
 from tests.factories import image_bytes
 from tests.helpers import screenshot, sign_in, wait_for
@@ -18,6 +19,31 @@ def create_video(page, prompt, orientation="Landscape", seconds="4"):
 
 def newest_job(prompt):
     return wait_for(lambda: VideoJob.objects.filter(prompt=prompt).first(), timeout=10, message="the job row")
+
+
+def test_the_operator_claims_a_new_server_with_the_setup_code(live_server, page, django_user_model):
+    page.goto("/")
+    page.wait_for_url("**/setup/")
+    # What the operator reads off the server (console, log, or DATA_DIR/setup-code).
+    code = firstrun.code_path().read_text().strip()
+    page.get_by_label("Setup code").fill("WRNG-CODE-2345")
+    page.get_by_label("Username").fill("ada")
+    page.get_by_label("Password:", exact=True).fill("a long pass phrase 9")
+    page.get_by_label("Password confirmation").fill("a long pass phrase 9")
+    page.get_by_role("button", name="Create account and sign in").click()
+    assert page.get_by_text("This is not the setup code").is_visible()
+    screenshot(page, "setup-wrong-code")
+    assert not django_user_model.objects.exists()
+
+    page.get_by_label("Setup code").fill(code.lower())
+    page.get_by_label("Password:", exact=True).fill("a long pass phrase 9")
+    page.get_by_label("Password confirmation").fill("a long pass phrase 9")
+    page.get_by_role("button", name="Create account and sign in").click()
+    page.wait_for_url(live_server.url + "/")
+
+    assert django_user_model.objects.get().is_superuser
+    screenshot(page, "first-run")
+    assert page.console_errors == []
 
 
 def test_a_creator_watches_a_job_become_a_video_that_plays_and_seeks(studio, page, alice):

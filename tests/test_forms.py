@@ -119,3 +119,19 @@ def test_settings_of_an_earlier_job_prefill_everything_but_the_image(alice):
         "aspect_ratio": "9:16",
         "duration": 12,
     }
+
+
+@pytest.mark.parametrize(
+    "prompt", ["\u200b", "\ufeff", "\u200b\ufeff\u200d \u00a0", "\u3164\u2800", "\u0301"]
+)
+def test_a_prompt_with_nothing_visible_is_refused(prompt):
+    f = form(prompt=prompt)
+    assert not f.is_valid()
+    assert "no visible characters" in f.errors["prompt"][0] or "Describe the video" in f.errors["prompt"][0]
+
+
+@pytest.mark.parametrize("prompt", ["\u200ba fox", "\u96ea\u306e\u72d0", "\U0001f98a"])
+def test_a_prompt_with_visible_characters_among_invisible_ones_is_kept(prompt):
+    f = form(prompt=prompt)
+    assert f.is_valid(), f.errors
+    assert f.cleaned_data["prompt"] == prompt

@@ -8,6 +8,7 @@ from django.core.files.base import ContentFile
 from django.urls import reverse
 from django.utils import timezone
 
+from jobs import firstrun
 from jobs.models import VideoJob
 from tests.factories import image_bytes, make_job, tiny_mp4, upload
 
@@ -96,7 +97,12 @@ def test_before_anyone_exists_the_sign_in_page_links_to_the_first_account(client
 def test_the_first_account_is_an_admin_and_signed_in(client, django_user_model):
     response = client.post(
         reverse("jobs:setup"),
-        {"username": "ada", "password1": "a long pass phrase 9", "password2": "a long pass phrase 9"},
+        {
+            "setup_code": firstrun.setup_code(),
+            "username": "ada",
+            "password1": "a long pass phrase 9",
+            "password2": "a long pass phrase 9",
+        },
     )
     assert response.url == reverse("jobs:gallery")
     ada = django_user_model.objects.get()
@@ -107,7 +113,12 @@ def test_the_first_account_is_an_admin_and_signed_in(client, django_user_model):
 def test_the_first_account_form_reports_mismatched_passwords(client, django_user_model):
     response = client.post(
         reverse("jobs:setup"),
-        {"username": "ada", "password1": "a long pass phrase 9", "password2": "another phrase 9"},
+        {
+            "setup_code": firstrun.setup_code(),
+            "username": "ada",
+            "password1": "a long pass phrase 9",
+            "password2": "another phrase 9",
+        },
     )
     assert response.status_code == 200
     assert "didn’t match" in response.content.decode()
@@ -118,7 +129,12 @@ def test_once_someone_exists_setup_is_closed(client, alice, django_user_model):
     assert client.get(reverse("jobs:setup")).url == reverse("login")
     client.post(
         reverse("jobs:setup"),
-        {"username": "eve", "password1": "a long pass phrase 9", "password2": "a long pass phrase 9"},
+        {
+            "setup_code": firstrun.setup_code(),
+            "username": "eve",
+            "password1": "a long pass phrase 9",
+            "password2": "a long pass phrase 9",
+        },
     )
     assert list(django_user_model.objects.values_list("username", flat=True)) == ["alice"]
 

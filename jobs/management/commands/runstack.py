@@ -4,12 +4,15 @@ Starts gunicorn (web), a Celery worker, Celery beat and, in demo mode, the
 gateway simulator; prints the URL; stops everything on Ctrl-C or SIGTERM.
 """
 
+import contextlib
+import ctypes
 import os
 import secrets
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from urllib.request import urlopen
@@ -18,6 +21,7 @@ from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
+from jobs import firstrun
 from soraweb import embedded_redis
 
 # Demo timings: a video "renders" in seconds rather than minutes.
@@ -51,18 +55,50 @@ class Command(BaseCommand):
         if settings.SORAWEB_EMBEDDED_REDIS:
             embedded_redis.ensure_running(settings.DATA_DIR)
         self.children = {}
-        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+        # A stop request only sets this flag; the loops below look at it. A handler that
+        # raised (sys.exit) could land inside stop_all itself: `make` passes its SIGTERM
+        # on to runstack, so a SIGTERM to make's process group arrives twice, and the
+        # second one cut stop_all short before it had stopped anything, leaving the
+        # whole stack running without its parent. Now later signals are only noted.
+        self.stop_requested = threading.Event()
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        self.start_watcher()
         try:
             self.start_all(host, port, generation_seconds)
-            self.wait_for_web(f"http://{host}:{port}/")
-            mode = "demo mode: the built-in simulator plays the video service" if DEMO else ""
-            self.stdout.write(self.style.SUCCESS(f"\nsoraweb is running at http://{host}:{port}/"))
-            self.stdout.write(f"{mode}\nLogs: {self.log_dir}/  Press Ctrl-C to stop.\n")
-            self.watch()
-        except KeyboardInterrupt:
-            pass
+            if self.wait_for_web(f"http://{host}:{port}/"):
+                self.announce(host, port)
+                self.watch()
         finally:
             self.stop_all()
+
+    def request_stop(self, signum, frame):
+        if self.stop_requested.is_set():
+            # os.write, not self.stdout: a handler may run in the middle of another write.
+            with contextlib.suppress(OSError):
+                os.write(1, f"{signal.Signals(signum).name}: already stopping, please wait.\n".encode())
+        self.stop_requested.set()
+
+    def announce(self, host, port):
+        mode = "demo mode: the built-in simulator plays the video service" if DEMO else ""
+        self.stdout.write(self.style.SUCCESS(f"\nsoraweb is running at http://{host}:{port}/"))
+        if code := firstrun.announce():
+            self.stdout.write(self.style.WARNING(f"First run: open it and enter the setup code {code}"))
+        self.stdout.write(f"{mode}\nLogs: {self.log_dir}/  Press Ctrl-C to stop.\n")
+        self.stdout.flush()  # Seen now even when stdout is a pipe (`make run | tee`, tests).
+
+    def start_watcher(self):
+        """A process that stops the stack if runstack itself dies without doing it (kill -9)."""
+        pidfile = str(Path(settings.DATA_DIR) / "redis.pid") if settings.SORAWEB_EMBEDDED_REDIS else ""
+        self.watcher = subprocess.Popen(
+            [sys.executable, "-m", "jobs.stackwatch", pidfile], cwd=settings.BASE_DIR,
+            stdin=subprocess.PIPE, start_new_session=True,
+        )  # fmt: skip
+
+    def tell_watcher(self, line):
+        with contextlib.suppress(OSError):
+            self.watcher.stdin.write(f"{line}\n".encode())
+            self.watcher.stdin.flush()
 
     def start_all(self, host, port, generation_seconds):
         celery = [sys.executable, "-m", "celery", "-A", "soraweb"]
@@ -79,28 +115,33 @@ class Command(BaseCommand):
         )  # fmt: skip
 
     def start(self, name, *command):
+        if self.stop_requested.is_set():
+            return
         with open(self.log_dir / f"{name}.log", "ab") as log:
             self.children[name] = subprocess.Popen(
                 command, cwd=settings.BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
+                start_new_session=True, preexec_fn=_die_with_parent(os.getpid()),
             )  # fmt: skip
+        self.tell_watcher(self.children[name].pid)  # Its own session: its pid is its group.
         self.stdout.write(f"started {name} (pid {self.children[name].pid})")
 
     def wait_for_web(self, url):
+        """True once web answers; False if a stop was asked for first."""
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
+            if self.stop_requested.is_set():
+                return False
             self.check_children()
             try:
                 with urlopen(url, timeout=2):
-                    return
+                    return True
             except OSError:
-                time.sleep(0.3)
+                self.stop_requested.wait(0.3)
         raise CommandError(f"The web server did not answer at {url}; see {self.log_dir / 'web.log'}")
 
     def watch(self):
-        while True:
+        while not self.stop_requested.wait(1):
             self.check_children()
-            time.sleep(1)
 
     def check_children(self):
         for name, child in self.children.items():
@@ -108,17 +149,22 @@ class Command(BaseCommand):
                 raise CommandError(f"{name} stopped (exit {child.returncode}); see {self.log_dir / name}.log")
 
     def stop_all(self):
+        """Stop every child's whole process group (gunicorn's and celery's own children too)."""
+        self.stop_requested.set()
         for child in self.children.values():
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGTERM)
+            _signal_group(child.pid, signal.SIGTERM)
         deadline = time.monotonic() + 15
         for child in self.children.values():
             try:
                 child.wait(timeout=max(0.1, deadline - time.monotonic()))
             except subprocess.TimeoutExpired:
-                os.killpg(child.pid, signal.SIGKILL)
+                _signal_group(child.pid, signal.SIGKILL)
+                child.wait()
+            # A grandchild that outlived its parent (a stuck pool process) goes too.
+            _signal_group(child.pid, signal.SIGKILL)
         if settings.SORAWEB_EMBEDDED_REDIS:
             embedded_redis.stop(settings.DATA_DIR)
+        self.tell_watcher("done")
         self.stdout.write("soraweb stopped.")
 
 
@@ -135,6 +181,26 @@ def demo_env(host, port):
         "SORA_TRUSTED_PRIVATE_HOSTS": trusted,
         "PUBLIC_BASE_URL": os.environ.get("PUBLIC_BASE_URL") or f"http://{host}:{port}",
     }
+
+
+def _signal_group(pgid, sig):
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, sig)
+
+
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid):
+    """For preexec_fn: the child gets SIGTERM when runstack dies, even by SIGKILL (Linux)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def preexec():
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent_pid:  # runstack died before prctl: nobody would tell us.
+            os._exit(1)
+
+    return preexec
 
 
 def _listening(port):
