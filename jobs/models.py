@@ -314,10 +314,11 @@ class VideoJob(models.Model):
             note += " Its retry " + ", ".join(f"#{pk}" for pk in retries) + " is a separate job."
         return note
 
-    def _history_with(self, what: str, who: Any = None) -> list[dict[str, str]]:
+    def _history_with(self, what: str, who: Any = None, **extra: str) -> list[dict[str, str]]:
         """The row's history (read afresh) with one more entry, for the transition that writes it."""
         stored = VideoJob.objects.filter(pk=self.pk).values_list("history", flat=True).first() or []
         entry = {"at": timezone.now().isoformat(), "who": getattr(who, "username", "") or "", "what": what}
+        entry.update(extra)
         return [*stored, entry][-HISTORY_LENGTH:]
 
     def retry_submit_later(self, error: "UpstreamError") -> bool:
@@ -561,7 +562,9 @@ class VideoJob(models.Model):
                     poll_count=0,
                     error_count=0,
                     dismissed_at=None,
-                    history=self._history_with(f"Attached the gateway's id {upstream_id}.", who=by),
+                    history=self._history_with(
+                        f"Attached the gateway's id {upstream_id}.", who=by, attached=upstream_id
+                    ),
                 )
         except IntegrityError:
             raise AttachRefused(f"Another job has just been given the id {upstream_id}.") from None
@@ -572,7 +575,7 @@ class VideoJob(models.Model):
         """The gateway refused a status check for good. An id staff attached and the gateway
         never confirmed goes back to UNKNOWN (a mistyped id is not a failed video); else the job fails."""
         entries = self.history or []
-        unconfirmed = self.poll_count == 0 and entries and entries[-1]["what"].startswith("Attached")
+        unconfirmed = self.poll_count == 0 and entries and entries[-1].get("attached") == self.upstream_id
         if unconfirmed:
             return self._move(
                 self.POLLING,
