@@ -272,7 +272,7 @@ class VideoJob(models.Model):
         out and the job went to UNKNOWN): that id is a paid video, so the job resumes.
         """
         now = timezone.now()
-        fields = {
+        fields: dict[str, Any] = {
             "status": self.Status.PROCESSING if created.status == "processing" else self.Status.QUEUED,
             "upstream_id": created.id,
             "upstream_status": created.raw_status,
