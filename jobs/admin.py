@@ -1,13 +1,14 @@
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 from jobs import media, submission
-from jobs.models import UserLimits, VideoJob
+from jobs.models import AttachRefused, UserLimits, VideoJob
 
 
 @admin.register(VideoJob)
@@ -22,7 +23,7 @@ class VideoJobAdmin(admin.ModelAdmin):
     date_hierarchy = "created_at"
     # No COUNT(*) of the whole table on every filtered page.
     show_full_result_count = False
-    actions = ["poll_now", "retry_as_new", "mark_failed", "cancel"]
+    actions = ["poll_now", "attach_upstream_id", "retry_as_new", "mark_failed", "cancel"]
     # Every field is read-only: a status written by a form would skip the conditional
     # UPDATEs that keep workers from acting twice. Changes go through the actions.
     fieldsets = [
@@ -31,7 +32,7 @@ class VideoJobAdmin(admin.ModelAdmin):
             "Settings",
             {"fields": [*VideoJob.CHOICES, "reference_preview", "reference_note"]},
         ),
-        ("State", {"fields": ["status", "failure_kind", "error"]}),
+        ("State", {"fields": ["status", "failure_kind", "error", "history_list"]}),
         (
             "Upstream",
             {
@@ -116,6 +117,45 @@ class VideoJobAdmin(admin.ModelAdmin):
     def poll_now(self, request, queryset):
         count = sum(job.check_now() for job in queryset.filter(status__in=VideoJob.POLLING))
         self.message_user(request, f"{count} job(s) will be checked at the next sweep.", messages.SUCCESS)
+
+    @admin.display(description="History")
+    def history_list(self, job):
+        if not job.history:
+            return "—"
+        return format_html_join(
+            "\n",
+            "<p>{} {}{}</p>",
+            ((e["at"][:19], e["what"], f" (by {e['who']})" if e["who"] else "") for e in job.history),
+        )
+
+    @admin.action(description="Attach the gateway's job id (one job that needs attention)")
+    def attach_upstream_id(self, request, queryset):
+        """An intermediate page asks for the id; the sweep's next status call checks it."""
+        jobs = list(queryset[:2])
+        if len(jobs) != 1 or jobs[0].status != VideoJob.Status.UNKNOWN:
+            self.message_user(request, "Choose exactly one job that needs attention.", messages.ERROR)
+            return None
+        job = jobs[0]
+        if "apply" in request.POST:
+            try:
+                job.attach_upstream_id(request.POST.get("upstream_id", ""), by=request.user)
+            except AttachRefused as exc:
+                self.message_user(request, f"Not attached: {exc}", messages.ERROR)
+            else:
+                self.message_user(
+                    request,
+                    f"Attached {job.upstream_id} to job #{job.pk}; it is checked at the next sweep.",
+                    messages.SUCCESS,
+                )
+                return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Attach the gateway's job id",
+            "job": job,
+            "opts": self.model._meta,
+            "action_checkbox_name": admin.helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/jobs/attach_upstream_id.html", context)
 
     @admin.action(description="Retry as a new job")
     def retry_as_new(self, request, queryset):

@@ -1,5 +1,6 @@
 import logging
 import random
+import re
 import uuid
 from collections.abc import Iterable
 from datetime import datetime, timedelta
@@ -9,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.validators import MinValueValidator
-from django.db import connection, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -22,6 +23,9 @@ log = logging.getLogger(__name__)
 # sweep assumes the message was lost and sends another.
 SUBMIT_GRACE = timedelta(seconds=30)
 RESULT_URL_LIFETIME = timedelta(hours=24)
+# A gateway job id as people paste it: printable ASCII without spaces, as long as the column.
+UPSTREAM_ID_SHAPE = re.compile(r"[!-~]{1,200}")
+HISTORY_LENGTH = 50
 
 MODERATION_WORDS = (
     "moderat", "policy", "safety", "violat", "prohibit", "nsfw", "inappropriate",
@@ -69,6 +73,10 @@ class VideoJobQuerySet(models.QuerySet):
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT {', '.join(selects)}", params)
             return dict(zip(groups, cursor.fetchone(), strict=True))
+
+
+class AttachRefused(Exception):
+    """An id could not be attached to a job; str() says why, fit to show a person."""
 
 
 class VideoJob(models.Model):
@@ -155,6 +163,12 @@ class VideoJob(models.Model):
     error_count = models.PositiveSmallIntegerField(default=0)
     download_attempts = models.PositiveSmallIntegerField(default=0)
 
+    # What people and the late answers did to the job beyond its normal path:
+    # [{"at": ISO time, "who": username or "", "what": sentence}], oldest first.
+    history = models.JSONField(default=list, blank=True)
+    # Staff decided about a job on the desk; it leaves the desk but keeps its state.
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+
     objects = VideoJobQuerySet.as_manager()
 
     class Meta:
@@ -174,6 +188,14 @@ class VideoJob(models.Model):
                 condition=Q(status__in=["pending", "queued", "processing"]),
                 name="job_overdue",
             ),
+            # The desk's lists: uncertain creates and failed downloads, oldest first.
+            models.Index(
+                fields=["created_at"],
+                condition=Q(status="unknown") | Q(status="failed", failure_kind="download"),
+                name="job_desk",
+            ),
+            # A person's finished jobs since a cursor, for the "ready" notifications.
+            models.Index(fields=["owner", "completed_at", "id"], name="job_owner_finished"),
         ]
 
     def __str__(self):
@@ -214,10 +236,11 @@ class VideoJob(models.Model):
 
     # --- Transitions: each a conditional UPDATE from the states it expects ----
 
-    def _move(self, from_statuses: Iterable[str], **fields: Any) -> bool:
-        """Write fields only if the row is still in one of from_statuses."""
+    def _move(self, from_statuses: Iterable[str], where: Q | None = None, **fields: Any) -> bool:
+        """Write fields only if the row is still in one of from_statuses (and matches where)."""
         fields["updated_at"] = timezone.now()
-        changed = VideoJob.objects.filter(pk=self.pk, status__in=from_statuses).update(**fields)
+        rows = VideoJob.objects.filter(pk=self.pk, status__in=from_statuses)
+        changed = rows.filter(where or Q()).update(**fields)
         if not changed:
             return False
         expressions = [name for name, value in fields.items() if hasattr(value, "resolve_expression")]
@@ -243,17 +266,60 @@ class VideoJob(models.Model):
         )
 
     def mark_submitted(self, created: "CreateResult") -> bool:
-        """The gateway accepted the job: from now on it is polled, never created again."""
+        """The gateway accepted the job: from now on it is polled, never created again.
+
+        Also takes an answer that comes after the sweep gave up on the call (its lease ran
+        out and the job went to UNKNOWN): that id is a paid video, so the job resumes.
+        """
         now = timezone.now()
-        return self._move(
-            [self.Status.SUBMITTING],
-            status=self.Status.PROCESSING if created.status == "processing" else self.Status.QUEUED,
-            upstream_id=created.id,
-            upstream_status=created.raw_status,
-            submitted_at=now,
-            next_check_at=now + jittered(settings.SORA_POLL_INTERVAL),
-            error="",
+        fields: dict[str, Any] = {
+            "status": self.Status.PROCESSING if created.status == "processing" else self.Status.QUEUED,
+            "upstream_id": created.id,
+            "upstream_status": created.raw_status,
+            "submitted_at": now,
+            "next_check_at": now + jittered(settings.SORA_POLL_INTERVAL),
+            "error": "",
+        }
+        if self._move([self.Status.SUBMITTING], **fields):
+            return True
+        # Only an UNKNOWN job nobody attached an id to yet: anything else was decided by a person.
+        late = self._move(
+            [self.Status.UNKNOWN],
+            where=Q(upstream_id__isnull=True),
+            completed_at=None,
+            failure_kind="",
+            lease_token="",
+            dismissed_at=None,
+            history=self._history_with(self._late_answer_note(created.id)),
+            **fields,
         )
+        if late:
+            log.warning(
+                "job %s: the create answer came after its lease ran out; tracking %s", self.pk, created.id
+            )
+        else:
+            # Deleted, cancelled or given another id meanwhile: this log line is all that is left of it.
+            log.warning(
+                "job %s: the gateway accepted it as %s, but the job no longer waits for it",
+                self.pk,
+                created.id,
+            )
+        return late
+
+    def _late_answer_note(self, upstream_id: str) -> str:
+        note = f"The gateway's late answer to the create call arrived: id {upstream_id}; tracking resumed."
+        retries = list(VideoJob.objects.filter(retry_of=self).values_list("pk", flat=True)[:3])
+        if retries:
+            # A person already retried it: that is a second video, made on purpose; both go on.
+            note += " Its retry " + ", ".join(f"#{pk}" for pk in retries) + " is a separate job."
+        return note
+
+    def _history_with(self, what: str, who: Any = None, **extra: str) -> list[dict[str, str]]:
+        """The row's history (read afresh) with one more entry, for the transition that writes it."""
+        stored = VideoJob.objects.filter(pk=self.pk).values_list("history", flat=True).first() or []
+        entry = {"at": timezone.now().isoformat(), "who": getattr(who, "username", "") or "", "what": what}
+        entry.update(extra)
+        return [*stored, entry][-HISTORY_LENGTH:]
 
     def retry_submit_later(self, error: "UpstreamError") -> bool:
         """The create call certainly never reached the gateway: try again later, a bounded number of times."""
@@ -453,6 +519,109 @@ class VideoJob(models.Model):
     def check_now(self) -> bool:
         """Make a queued or generating job due at once, so the next sweep polls it."""
         return self._move(self.POLLING, next_check_at=timezone.now())
+
+    def attach_upstream_id(self, upstream_id: str, by: Any) -> None:
+        """Give an UNKNOWN job the id staff found in the gateway's dashboard; the sweep checks it at once.
+
+        No call here: the next sweep's poll is the one status call. If the gateway does not
+        know the id, the job comes back to UNKNOWN (see refuse_poll), ready for another id.
+        """
+        upstream_id = (upstream_id or "").strip()
+        if not UPSTREAM_ID_SHAPE.fullmatch(upstream_id):
+            raise AttachRefused("A gateway job id is 1 to 200 characters of letters, digits and punctuation.")
+        if self.status != self.Status.UNKNOWN:
+            state = self.get_status_display().lower()
+            raise AttachRefused(f"Only a job that needs attention takes an id; this one is {state}.")
+        other = (
+            VideoJob.objects.filter(upstream_id=upstream_id)
+            .exclude(pk=self.pk)
+            .values_list("pk", flat=True)
+            .first()
+        )
+        if other:
+            raise AttachRefused(
+                f"Job #{other} already has the id {upstream_id}; one gateway job is one soraweb job."
+            )
+        now = timezone.now()
+        try:
+            with transaction.atomic():
+                moved = self._move(
+                    [self.Status.UNKNOWN],
+                    where=Q(upstream_id__isnull=True),
+                    status=self.Status.QUEUED,
+                    upstream_id=upstream_id,
+                    upstream_status="",
+                    submitted_at=self.submitted_at or now,
+                    completed_at=None,
+                    failure_kind="",
+                    error="",
+                    lease_token="",
+                    next_check_at=now,
+                    # Waiting starts again: the original deadline may long be past.
+                    deadline_at=now + timedelta(seconds=settings.SORA_JOB_DEADLINE),
+                    poll_count=0,
+                    error_count=0,
+                    dismissed_at=None,
+                    history=self._history_with(
+                        f"Attached the gateway's id {upstream_id}.", who=by, attached=upstream_id
+                    ),
+                )
+        except IntegrityError:
+            raise AttachRefused(f"Another job has just been given the id {upstream_id}.") from None
+        if not moved:
+            raise AttachRefused("This job changed meanwhile (its answer may have arrived); reload the page.")
+
+    def refuse_poll(self, error: "UpstreamError", kind: str) -> bool:
+        """The gateway refused a status check for good. An id staff attached and the gateway
+        never confirmed goes back to UNKNOWN (a mistyped id is not a failed video); else the job fails."""
+        entries = self.history or []
+        unconfirmed = self.poll_count == 0 and entries and entries[-1].get("attached") == self.upstream_id
+        if unconfirmed:
+            return self._move(
+                self.POLLING,
+                status=self.Status.UNKNOWN,
+                upstream_id=None,
+                completed_at=timezone.now(),
+                lease_token="",
+                error=f"The id {self.upstream_id} was not accepted: {error} "
+                "Attach another id, or retry as a new job.",
+                history=self._history_with(f"The gateway refused the id {self.upstream_id}: {error}"),
+            )
+        return self.mark_failed(kind, str(error), from_statuses=self.POLLING)
+
+    def retry_download(self, by: Any) -> bool:
+        """Try a failed download again while the gateway's link is still alive."""
+        now = timezone.now()
+        return self._move(
+            [self.Status.FAILED],
+            where=Q(failure_kind=self.FailureKind.DOWNLOAD, result_expires_at__gt=now) & ~Q(result_url=""),
+            status=self.Status.DOWNLOADING,
+            failure_kind="",
+            error="",
+            completed_at=None,
+            download_attempts=0,
+            lease_token="",
+            next_check_at=now,
+            dismissed_at=None,
+            history=self._history_with("Asked for the download to be tried again.", who=by),
+        )
+
+    def dismiss(self, by: Any) -> bool:
+        """Take a job off the desk: a person has decided about it."""
+        return self._move(
+            [self.Status.UNKNOWN, self.Status.FAILED, *self.ACTIVE],
+            dismissed_at=timezone.now(),
+            history=self._history_with("Took it off the desk.", who=by),
+        )
+
+    @property
+    def history_entries(self) -> list[dict[str, Any]]:
+        """The history with its times as datetimes, for pages."""
+        return [{**entry, "at": datetime.fromisoformat(entry["at"])} for entry in self.history or []]
+
+    @property
+    def link_alive(self) -> bool:
+        return bool(self.result_url and self.result_expires_at and self.result_expires_at > timezone.now())
 
 
 def failure_kind_for(message: str) -> str:

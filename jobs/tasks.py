@@ -57,7 +57,7 @@ def poll_job(pk, token):
     try:
         result = upstream.fetch_result(job.upstream_id)
     except upstream.Permanent as exc:
-        job.mark_failed(exc.kind, str(exc), from_statuses=VideoJob.POLLING)
+        job.refuse_poll(exc, exc.kind)
     except upstream.UpstreamError as exc:
         job.record_poll_error(exc)
     else:

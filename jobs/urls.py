@@ -1,6 +1,6 @@
 from django.urls import path
 
-from jobs import views
+from jobs import desk, notify, views
 
 app_name = "jobs"
 
@@ -18,4 +18,10 @@ urlpatterns = [
     path("jobs/<int:pk>/poster.jpg", views.poster, name="poster"),
     path("jobs/<int:pk>/reference.jpg", views.reference_image, name="reference_image"),
     path("r/<str:token>/", views.reference, name="reference"),
+    path("me/finished/", notify.finished, name="finished"),
+    path("desk/", desk.desk, name="desk"),
+    path("desk/<int:pk>/attach/", desk.attach, name="desk_attach"),
+    path("desk/<int:pk>/redownload/", desk.redownload, name="desk_redownload"),
+    path("desk/<int:pk>/check/", desk.check, name="desk_check"),
+    path("desk/<int:pk>/dismiss/", desk.dismiss, name="desk_dismiss"),
 ]

@@ -333,6 +333,11 @@ SORAWEB_LIMIT_ACTIVE_JOBS = env_limit("SORAWEB_LIMIT_ACTIVE_JOBS", 5)
 SORAWEB_LIMIT_JOBS_PER_DAY = env_limit("SORAWEB_LIMIT_JOBS_PER_DAY", 50)
 # In the gateway's currency, as its `cost` field reports it.
 SORAWEB_LIMIT_MONTHLY_SPEND = env_limit("SORAWEB_LIMIT_MONTHLY_SPEND", Decimal("100"), kind=Decimal)
+# The desk lists a job still in progress this long after it was made.
+SORAWEB_STUCK_AFTER_MINUTES = env_int("SORAWEB_STUCK_AFTER_MINUTES", 30)
+# How often an open tab asks whether the person's jobs finished (static/js/notify.js).
+SORAWEB_NOTIFY_POLL_SECONDS = env_int("SORAWEB_NOTIFY_POLL_SECONDS", 10)
+SORAWEB_NOTIFY_HIDDEN_POLL_SECONDS = env_int("SORAWEB_NOTIFY_HIDDEN_POLL_SECONDS", 30)
 
 # --- Celery: the row is the truth, Redis only rings the doorbell ---------------
 # Unset: the embedded Redis under DATA_DIR. Settings only name it; the processes that

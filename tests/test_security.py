@@ -186,6 +186,14 @@ def expected(actor, method, name):
         if method == "POST":
             return NOT_ALLOWED  # Refused before the job is even looked up.
         return HIDDEN if actor == "outsider" else OK
+    if name == "jobs:finished":
+        return OK if method == "GET" else NOT_ALLOWED  # Only the person's own jobs, whatever the scope.
+    if name.startswith("jobs:desk"):
+        if actor != "staff":
+            return FORBIDDEN
+        if name == "jobs:desk":
+            return OK if method == "GET" else NOT_ALLOWED
+        return NOT_ALLOWED if method == "GET" else REDIRECT  # A finished job: refused with a message.
     raise AssertionError(f"no expectation for {name}: add one")
 
 
