@@ -373,3 +373,17 @@ def test_the_video_page_offers_a_share_form_to_its_owner_only(client, alice, bob
         reverse("handover:share", args=[job.pk]).encode()
         not in signed_in(client, bob).get(reverse("jobs:detail", args=[job.pk])).content
     )
+
+
+def test_staff_revoke_links_from_the_admin(client, alice, staff):
+    url = make_link(client, alice, ready(alice))
+    link = ShareLink.objects.get()
+    signed_in(client, staff)
+    assert client.get(reverse("admin:handover_sharelink_changelist")).status_code == 200
+    client.post(
+        reverse("admin:handover_sharelink_changelist"),
+        {"action": "revoke", "_selected_action": [link.pk]},
+    )
+    client.logout()
+
+    assert client.get(url).status_code == 410
