@@ -14,7 +14,7 @@ from pathlib import Path
 from bench import environment
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results.json"
-GROUPS = ("gallery", "submit", "sweep", "download", "polls", "throughput", "notify")
+GROUPS = ("gallery", "submit", "sweep", "download", "polls", "throughput", "notify", "zip")
 FIRST_ROWS = 100
 ALL_ROWS = 100_000
 
@@ -52,6 +52,7 @@ def run(env, groups):
     from bench import data, desk, measure, pipeline, web
     from bench.download import download
     from bench.sweep import sweep
+    from bench.zip_export import zip_export
     from jobs.models import VideoJob
 
     results = measure.Results({"machine": measure.machine(), "database": env.database, "broker": env.redis})
@@ -72,6 +73,7 @@ def run(env, groups):
         "polls": lambda: pipeline.polls(results, team[1]),
         "throughput": lambda: pipeline.throughput(results, team[2]),
         "notify": lambda: desk.notify_and_desk(results, team[0]),
+        "zip": lambda: zip_export(results),
     }
     for name, benchmark in benchmarks.items():
         if name in groups:

@@ -217,6 +217,10 @@ class VideoJob(models.Model):
     def is_final(self) -> bool:
         return self.status in self.FINAL
 
+    def may_be_managed_by(self, user: Any) -> bool:
+        """Cancel, delete and share are for the job's owner and staff; teammates may only look and retry."""
+        return bool(user.is_staff or self.owner_id == user.pk)
+
     @property
     def is_landscape(self):
         return self.aspect_ratio == self.AspectRatio.LANDSCAPE

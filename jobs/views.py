@@ -39,17 +39,13 @@ CARD_FIELDS = (
 )  # fmt: skip
 
 
-def may_manage(user, job):
-    return user.is_staff or job.owner_id == user.pk
-
-
 def _visible_job(request, pk):
     return get_object_or_404(VideoJob.objects.visible_to(request.user).select_related("owner"), pk=pk)
 
 
 def _manageable_job(request, pk):
     job = _visible_job(request, pk)
-    if not may_manage(request.user, job):
+    if not job.may_be_managed_by(request.user):
         raise PermissionDenied("Only the job's owner or an admin can do that.")
     return job
 
@@ -270,7 +266,7 @@ def _job_from_query(request):
 def detail(request, pk):
     """The video page; an htmx poll gets just its live body, which stops polling once final."""
     job = _visible_job(request, pk)
-    context = {"job": job, "may_manage": may_manage(request.user, job)}
+    context = {"job": job, "may_manage": job.may_be_managed_by(request.user)}
     template = "jobs/_detail_body.html" if request.htmx else "jobs/detail.html"
     return render(request, template, context)
 

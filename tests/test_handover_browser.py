@@ -1,0 +1,115 @@
+"""Handing videos over in a real browser: a ZIP of three videos, and a share link opened signed out."""
+
+import csv
+import io
+import zipfile
+from urllib.parse import urlsplit
+
+import pytest
+from django.core.files.base import ContentFile
+from django.utils import timezone
+
+from jobs import media
+from jobs.models import VideoJob
+from tests.factories import image_bytes, make_job, tiny_mp4
+from tests.helpers import screenshot, sign_in, wait_for
+from tests.test_accessibility import assert_no_axe_violations
+
+pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.usefixtures("media")]
+
+
+def ready(owner, prompt):
+    job = make_job(owner, prompt=prompt, status=VideoJob.Status.SUCCEEDED, completed_at=timezone.now())
+    job.video.save(f"job-{job.pk}.mp4", ContentFile(tiny_mp4()), save=False)
+    job.poster.save(f"job-{job.pk}.jpg", ContentFile(image_bytes(1280, 720, "JPEG")), save=False)
+    job.save()
+    return job
+
+
+# Until library/'s selection UI is merged: the form it will post, built on the gallery page.
+BULK_FORM = """([action, ids]) => {
+  const form = document.createElement("form");
+  form.method = "post";
+  form.action = "/bulk/";
+  const add = (name, value) => {
+    const input = document.createElement("input");
+    Object.assign(input, {type: "hidden", name, value});
+    form.append(input);
+  };
+  add("csrfmiddlewaretoken", document.querySelector("[name=csrfmiddlewaretoken]").value);
+  add("action", action);
+  ids.forEach(id => add("ids", id));
+  const button = document.createElement("button");
+  Object.assign(button, {type: "submit", id: "bulk-submit", textContent: action});
+  form.append(button);
+  document.querySelector("main").append(form);
+}"""
+
+
+def test_three_videos_download_as_one_zip_with_a_manifest(live_server, page, alice, tmp_path):
+    jobs = [ready(alice, prompt) for prompt in ("A red kite", "A blue boat", "A green hill")]
+    sign_in(page, "alice", "alice-password-1")
+    page.evaluate(BULK_FORM, ["zip", [str(job.pk) for job in jobs]])
+
+    with page.expect_download() as download:
+        page.locator("#bulk-submit").click()
+
+    path = tmp_path / "videos.zip"
+    download.value.save_as(path)
+    assert download.value.suggested_filename.endswith("-3-videos.zip")
+    with zipfile.ZipFile(path) as archive:
+        names = sorted(archive.namelist())
+        assert archive.testzip() is None  # every CRC checks
+        manifest = list(csv.DictReader(io.StringIO(archive.read("manifest.csv").decode("utf-8-sig"))))
+        archive.extractall(tmp_path / "out")
+    assert names == sorted(
+        [
+            "manifest.csv",
+            f"{jobs[0].pk}-a-red-kite.mp4",
+            f"{jobs[1].pk}-a-blue-boat.mp4",
+            f"{jobs[2].pk}-a-green-hill.mp4",
+        ]
+    )
+    for name in (name for name in names if name.endswith(".mp4")):
+        assert media.probe(tmp_path / "out" / name).get("duration") == pytest.approx(1, abs=0.2)
+    assert sorted(row["prompt"] for row in manifest) == ["A blue boat", "A green hill", "A red kite"]
+    assert page.console_errors == []
+
+
+def test_a_share_link_plays_signed_out_until_it_is_revoked(live_server, browser, page, alice):
+    job = ready(alice, "A lighthouse at dusk, waves below")
+    sign_in(page, "alice", "alice-password-1")
+    page.goto(f"/jobs/{job.pk}/")
+    page.get_by_label("Share link valid for").select_option("30")
+    page.get_by_role("button", name="Make a share link").click()
+    url = urlsplit(page.locator("#share-url").input_value()).path
+    assert_no_axe_violations(page)
+
+    visitor = browser.new_context(base_url=live_server.url)
+    stranger = visitor.new_page()
+    errors = []
+    stranger.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    try:
+        assert stranger.goto(url).status == 200
+        video = stranger.locator("video")
+        video.evaluate("v => { v.muted = true; return v.play(); }")
+        wait_for(lambda: video.evaluate("v => v.currentTime") > 0.2, timeout=15, message="the video to play")
+        assert "alice" not in stranger.content()
+        assert stranger.get_by_role("link", name="Download MP4").is_visible()
+        assert_no_axe_violations(stranger)
+        screenshot(stranger, "share-link")
+        assert errors == []
+
+        page.goto("/shares/")
+        assert_no_axe_violations(page)
+        page.get_by_role("button", name="Revoke").click()
+        page.wait_for_selector("text=no longer works")
+
+        gone = stranger.reload()
+        assert gone.status == 410
+        assert "no longer works" in stranger.content()
+        assert_no_axe_violations(stranger)
+        assert stranger.goto(f"/jobs/{job.pk}/").url.startswith(f"{live_server.url}/accounts/login/")
+    finally:
+        visitor.close()
+    assert page.console_errors == []
