@@ -91,7 +91,9 @@ def estimate(model: str, duration: int, aspect_ratio: str) -> Estimate:
     key = f"jobs.estimate:{model}:{int(duration)}:{aspect_ratio}"
     found = cache.get(key)
     if found is None:
-        found = from_samples(generation_seconds(model, duration, aspect_ratio), default_seconds(model, duration))
+        found = from_samples(
+            generation_seconds(model, duration, aspect_ratio), default_seconds(model, duration)
+        )
         cache.set(key, found, CACHE_SECONDS)
     return found
 

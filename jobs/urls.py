@@ -1,6 +1,6 @@
 from django.urls import path
 
-from jobs import views
+from jobs import groups, views
 
 app_name = "jobs"
 
@@ -17,5 +17,9 @@ urlpatterns = [
     path("jobs/<int:pk>/download", views.download, name="download"),
     path("jobs/<int:pk>/poster.jpg", views.poster, name="poster"),
     path("jobs/<int:pk>/reference.jpg", views.reference_image, name="reference_image"),
+    path("jobs/<int:pk>/keep/", groups.keep, name="keep"),
+    path("groups/<uuid:group>/", groups.group, name="group"),
+    path("groups/<uuid:group>/delete-rest/", groups.delete_rest, name="delete_rest"),
+    path("groups/<uuid:group>/retry/", groups.retry_group, name="retry_group"),
     path("r/<str:token>/", views.reference, name="reference"),
 ]

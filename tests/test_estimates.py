@@ -146,6 +146,8 @@ def test_a_completed_poll_records_when_the_video_was_generated():
     VideoJob.objects.filter(pk=job.pk).update(status=VideoJob.Status.PROCESSING)
     job.refresh_from_db()
 
-    job.apply_result(TaskResult(id="t", status="completed", raw_status="succeeded", video_url="https://x/v.mp4"))
+    job.apply_result(
+        TaskResult(id="t", status="completed", raw_status="succeeded", video_url="https://x/v.mp4")
+    )
 
     assert VideoJob.objects.get(pk=job.pk).generated_at is not None
