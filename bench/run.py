@@ -14,7 +14,7 @@ from pathlib import Path
 from bench import environment
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results.json"
-GROUPS = ("gallery", "submit", "sweep", "download", "polls", "throughput")
+GROUPS = ("gallery", "submit", "sweep", "download", "polls", "adaptive", "throughput")
 FIRST_ROWS = 100
 ALL_ROWS = 100_000
 
@@ -49,7 +49,7 @@ def run(env, groups):
     django.setup()
     from django.utils import timezone
 
-    from bench import data, measure, pipeline, web
+    from bench import adaptive, data, measure, pipeline, web
     from bench.download import download
     from bench.sweep import sweep
     from jobs.models import VideoJob
@@ -70,6 +70,7 @@ def run(env, groups):
         "sweep": lambda: sweep(results),
         "download": lambda: download(results),
         "polls": lambda: pipeline.polls(results, team[1]),
+        "adaptive": lambda: adaptive.adaptive(results, team[1]),
         "throughput": lambda: pipeline.throughput(results, team[2]),
     }
     for name, benchmark in benchmarks.items():

@@ -81,38 +81,56 @@
   }
 
   // --- The group page: one control for every variant --------------------------
+  // The videos are looked up on every use: while variants finish, the list is swapped in anew.
   function setUpGroupPlayer(box) {
-    var videos = Array.prototype.slice.call(document.querySelectorAll("video[data-variant]"));
     var button = box.querySelector("[data-group-play]");
     var seek = box.querySelector("[data-group-seek]");
     var clock = box.querySelector("[data-group-time]");
-    if (!videos.length) {
-      box.hidden = true;
-      return;
+    function videos() {
+      return Array.prototype.slice.call(document.querySelectorAll("video[data-variant]"));
     }
-    var lead = videos[0];
-    var seeking = false;
     function longest() {
-      return Math.max.apply(null, videos.map(function (v) { return v.duration || 0; }));
+      return Math.max.apply(null, [0].concat(videos().map(function (v) { return v.duration || 0; })));
     }
     function playing() {
-      return videos.some(function (v) { return !v.paused && !v.ended; });
+      return videos().some(function (v) { return !v.paused && !v.ended; });
     }
     function show() {
-      var total = longest();
-      if (!seeking && total) {
-        seek.value = String(Math.round((lead.currentTime / total) * 1000));
+      var all = videos();
+      box.hidden = !all.length;
+      if (!all.length) {
+        return;
       }
-      clock.textContent = lead.currentTime.toFixed(1) + " / " + total.toFixed(1) + " s";
+      var total = longest();
+      var at = all[0].currentTime;
+      if (total) {
+        seek.value = String(Math.round((at / total) * 1000));
+      }
+      seek.setAttribute("aria-valuetext", at.toFixed(1) + " of " + total.toFixed(1) + " seconds");
+      clock.textContent = at.toFixed(1) + " / " + total.toFixed(1) + " s";
       button.textContent = playing() ? "Pause all" : "Play all";
       button.setAttribute("aria-pressed", playing() ? "true" : "false");
     }
+    function listen() {
+      videos().forEach(function (v) {
+        if (v.hasAttribute("data-synced")) {
+          return;
+        }
+        v.setAttribute("data-synced", "");
+        v.muted = true; // Several soundtracks at once would be noise; each keeps its own controls.
+        ["play", "pause", "timeupdate", "loadedmetadata", "ended"].forEach(function (name) {
+          v.addEventListener(name, show);
+        });
+      });
+      show();
+    }
     button.addEventListener("click", function () {
+      var all = videos();
       if (playing()) {
-        videos.forEach(function (v) { v.pause(); });
+        all.forEach(function (v) { v.pause(); });
       } else {
-        var at = lead.ended ? 0 : lead.currentTime;
-        videos.forEach(function (v) {
+        var at = all[0] && !all[0].ended ? all[0].currentTime : 0;
+        all.forEach(function (v) {
           v.currentTime = Math.min(at, v.duration || at);
           var started = v.play();
           if (started && started.catch) { started.catch(function () {}); }
@@ -121,19 +139,12 @@
       show();
     });
     seek.addEventListener("input", function () {
-      seeking = true;
       var at = (parseInt(seek.value, 10) / 1000) * longest();
-      videos.forEach(function (v) { v.currentTime = Math.min(at, v.duration || at); });
+      videos().forEach(function (v) { v.currentTime = Math.min(at, v.duration || at); });
       show();
-      seeking = false;
     });
-    videos.forEach(function (v) {
-      v.muted = true; // Several soundtracks at once would be noise; each keeps its own controls.
-      ["play", "pause", "timeupdate", "loadedmetadata", "ended"].forEach(function (name) {
-        v.addEventListener(name, show);
-      });
-    });
-    show();
+    document.addEventListener("htmx:afterSettle", listen);
+    listen();
   }
 
   document.addEventListener("DOMContentLoaded", function () {
