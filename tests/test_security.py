@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -58,7 +59,13 @@ class World:
     """One of everything, made afresh for every request so each request sees the same."""
 
     def __init__(self, alice):
-        self.job = make_job(alice, prompt=SECRET_PROMPT, status=Status.SUCCEEDED, completed_at=timezone.now())
+        self.job = make_job(
+            alice,
+            prompt=SECRET_PROMPT,
+            status=Status.SUCCEEDED,
+            completed_at=timezone.now(),
+            group=uuid.uuid4(),
+        )
         self.job.video.save("job.mp4", ContentFile(tiny_mp4()), save=False)
         self.job.poster.save("job.jpg", ContentFile(image_bytes(128, 72, "JPEG")), save=False)
         self.job.reference_image.save("ref.jpg", ContentFile(image_bytes(1280, 720, "JPEG")), save=False)
@@ -90,6 +97,7 @@ class World:
         values = {
             "pk": self.live.pk if name == "jobs:cancel" else self.job.pk,
             "token": media.reference_token(self.job),
+            "group": self.job.group,
             "id": self.alice.pk,
             "content_type_id": ContentType.objects.get_for_model(VideoJob).pk,
             "object_id": next((pk for prefix, pk in objects.items() if route.startswith(prefix)), None),
@@ -110,7 +118,7 @@ class World:
 
     def state(self):
         return (
-            sorted(VideoJob.objects.values_list("pk", "owner__username", "status")),
+            sorted(VideoJob.objects.values_list("pk", "owner__username", "status", "kept")),
             sorted(Group.objects.values_list("name", flat=True)),
         )
 
@@ -182,7 +190,22 @@ def expected(actor, method, name):
         return REDIRECT
     if name == "jobs:delete":
         return {"outsider": HIDDEN, "teammate": FORBIDDEN}.get(actor, OK if method == "GET" else REDIRECT)
-    if name in ("jobs:detail", "jobs:video", "jobs:download", "jobs:poster", "jobs:reference_image"):
+    if name in ("jobs:keep", "jobs:retry_group"):
+        if method == "GET":
+            return NOT_ALLOWED
+        return {"outsider": HIDDEN, "teammate": FORBIDDEN if name == "jobs:keep" else REDIRECT}.get(
+            actor, REDIRECT
+        )
+    if name == "jobs:delete_rest":
+        return HIDDEN if actor == "outsider" else REDIRECT  # Nothing kept yet: nothing to delete.
+    if name in (
+        "jobs:detail",
+        "jobs:video",
+        "jobs:download",
+        "jobs:poster",
+        "jobs:reference_image",
+        "jobs:group",
+    ):
         if method == "POST":
             return NOT_ALLOWED  # Refused before the job is even looked up.
         return HIDDEN if actor == "outsider" else OK
