@@ -146,7 +146,7 @@ def test_three_variants_fill_in_live_play_and_seek_together_and_one_is_kept(stud
 
 
 @pytest.mark.browser
-def test_the_form_with_earlier_images_and_the_stacked_card_have_no_axe_violations(page, alice, media):
+def test_the_form_the_stacked_card_and_the_group_pages_have_no_axe_violations(page, alice, media):
     group = uuid.uuid4()
     ready_job(alice, group=group)
     VideoJob.objects.create(owner=alice, prompt="take two", group=group, status=VideoJob.Status.PROCESSING)
@@ -160,4 +160,12 @@ def test_the_form_with_earlier_images_and_the_stacked_card_have_no_axe_violation
     assert page.locator("input[name=reuse_reference]").count() == 2
     assert_no_axe_violations(page)
     page.goto(f"/jobs/{VideoJob.objects.get(prompt='take two').pk}/")
+    assert_no_axe_violations(page)
+    page.goto(f"/groups/{group}/")  # One variant ready, one with its progress bar.
+    assert page.locator("#group-variants progress").count() == 1
+    assert_no_axe_violations(page)
+    VideoJob.objects.filter(group=group, status=VideoJob.Status.SUCCEEDED).update(kept=True)
+    ready_job(alice, group=group)
+    page.goto(f"/groups/{group}/delete-rest/")
+    assert page.get_by_role("button", name="Delete 1 for good").is_visible()
     assert_no_axe_violations(page)
