@@ -15,6 +15,7 @@ import statistics
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.conf import settings
 from django.core.cache import cache
@@ -29,7 +30,7 @@ MIN_SAMPLES = 5
 FAST_QUANTILE = 0.1
 CACHE_SECONDS = 300
 # Before there is history: the gateway says 2-15 minutes; Pro and longer videos take longer.
-DEFAULT_MINUTES = {
+DEFAULT_MINUTES: dict[tuple[str, int], int] = {
     (VideoJob.Model.PLUS, 4): 3,
     (VideoJob.Model.PLUS, 8): 5,
     (VideoJob.Model.PLUS, 12): 7,
@@ -133,7 +134,7 @@ def first_poll_delay(model: str, duration: int, aspect_ratio: str) -> timedelta:
     return timedelta(seconds=head) + jittered(interval)
 
 
-def table() -> dict[str, dict[str, float | str | None]]:
+def table() -> dict[str, dict[str, Any]]:
     """{"model|duration|aspect_ratio": {"seconds", "cost"}} for every choice on the form."""
     found = {}
     for model in VideoJob.Model.values:

@@ -1,7 +1,7 @@
 import json
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
@@ -80,7 +80,7 @@ class VideoJobForm(forms.ModelForm):
         choices=VARIANT_CHOICES,
         coerce=int,
         required=False,
-        empty_value=1,
+        empty_value=None,  # One, as builds() reads it.
         initial=1,
         label="How many",
         help_text="Each variant is its own video (and counts against your limits); keep the best.",
@@ -120,7 +120,7 @@ class VideoJobForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         self.user = user
         self.reference_options = recent_references(user, also=source)
-        self.fields["reuse_reference"].choices = [
+        cast(forms.ChoiceField, self.fields["reuse_reference"]).choices = [
             (option["pk"], f"{option['owner']}'s {_shape(option['aspect_ratio'])} image")
             for option in self.reference_options
         ]
@@ -159,7 +159,7 @@ class VideoJobForm(forms.ModelForm):
         return list(zip(self["reuse_reference"], self.reference_options, strict=True))
 
     def clean(self):
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         upload, ratio = cleaned.get("reference_image"), cleaned.get("aspect_ratio")
         if cleaned.get("reuse_reference"):
             self._clean_reuse(cleaned, upload, ratio)

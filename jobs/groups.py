@@ -1,6 +1,7 @@
 """The group page: variants of one submission side by side, keep one, delete the rest, retry them all."""
 
 import uuid
+from functools import partial
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -94,7 +95,7 @@ def retry_group(request, group):
     new_group = uuid.uuid4()
     try:
         submission.submit_many(
-            request.user, [lambda job=job: job.retry_as_new(request.user, group=new_group) for job in jobs]
+            request.user, [partial(job.retry_as_new, request.user, new_group) for job in jobs]
         )
     except submission.LimitReached as exc:
         messages.error(request, f"Not retried: {exc}")

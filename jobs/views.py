@@ -160,7 +160,7 @@ def gallery_entries(page):
 
     Variants are made in one transaction, so they sit next to each other in the gallery's order.
     """
-    entries = []
+    entries: list[dict] = []
     for job in page:
         if job.group and entries and entries[-1]["group"] == job.group:
             entries[-1]["members"].append(job)
