@@ -3,6 +3,7 @@ an earlier reference image is reused without a second copy."""
 
 import re
 import uuid
+from datetime import timedelta
 
 import pytest
 from django.core.files.base import ContentFile
@@ -243,3 +244,11 @@ def test_a_job_in_progress_shows_a_progress_bar_on_its_page(client, alice):
     page = signed_in(client, alice).get(reverse("jobs:detail", args=[job.pk])).content.decode()
 
     assert "<progress" in page and "left" in page
+
+
+def test_past_its_estimate_a_job_says_it_is_taking_longer_and_stops_at_95_percent(client, alice):
+    late = make_job(alice, status=Status.PROCESSING, submitted_at=timezone.now() - timedelta(hours=1))
+
+    page = signed_in(client, alice).get(reverse("jobs:detail", args=[late.pk])).content.decode()
+
+    assert "Taking longer than usual" in page and 'value="95"' in page
