@@ -14,7 +14,7 @@ from pathlib import Path
 from bench import environment
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results.json"
-GROUPS = ("gallery", "submit", "sweep", "download", "polls", "throughput", "notify", "zip")
+GROUPS = ("gallery", "submit", "sweep", "download", "polls", "adaptive", "throughput", "notify", "zip")
 FIRST_ROWS = 100
 ALL_ROWS = 100_000
 
@@ -49,7 +49,7 @@ def run(env, groups):
     django.setup()
     from django.utils import timezone
 
-    from bench import data, desk, measure, pipeline, web
+    from bench import adaptive, data, desk, measure, pipeline, web
     from bench.download import download
     from bench.sweep import sweep
     from bench.zip_export import zip_export
@@ -71,6 +71,7 @@ def run(env, groups):
         "sweep": lambda: sweep(results),
         "download": lambda: download(results),
         "polls": lambda: pipeline.polls(results, team[1]),
+        "adaptive": lambda: adaptive.adaptive(results, team[1]),
         "throughput": lambda: pipeline.throughput(results, team[2]),
         "notify": lambda: desk.notify_and_desk(results, team[0]),
         "zip": lambda: zip_export(results),

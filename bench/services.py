@@ -41,6 +41,8 @@ def stack(sim, poll_interval, sweep_interval, concurrency=4):
     env = {
         **os.environ,
         "SORA_API_BASE_URL": sim.url,
+        # Any key: the simulator takes every bearer token; without one the worker refuses to call.
+        "SORA_API_KEY": "bench-simulator-key",
         "SORA_TRUSTED_PRIVATE_HOSTS": sim.url.removeprefix("http://"),
         "SORA_POLL_INTERVAL": str(poll_interval),
         "SORA_SWEEP_INTERVAL": str(sweep_interval),

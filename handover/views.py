@@ -14,7 +14,7 @@ from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from handover import actions, zips
 from handover.models import DEFAULT_LIFETIME, LIFETIMES, ShareLink
-from jobs import files, submission
+from jobs import files, params, submission
 from jobs.models import VideoJob
 
 # --- Bulk actions on the gallery's selection ---------------------------------------
@@ -83,7 +83,8 @@ def _zip(request, ids, back):
 
 def _next(request):
     target = request.POST.get("next", "")
-    if url_has_allowed_host_and_scheme(
+    # A path of this site only: redirect() would try anything else as a view name.
+    if target.startswith("/") and url_has_allowed_host_and_scheme(
         target, allowed_hosts={request.get_host()}, require_https=request.is_secure()
     ):
         return target
@@ -116,8 +117,8 @@ def share(request, pk):
     if not (job.status == VideoJob.Status.SUCCEEDED and job.video):
         messages.error(request, "Only a finished video can be shared.")
         return redirect("jobs:detail", pk=job.pk)
-    days = request.POST.get("days", "")
-    days = int(days) if days.isdigit() and int(days) in LIFETIMES else DEFAULT_LIFETIME
+    days = params.pk_or_none(request.POST.get("days"))
+    days = days if days in LIFETIMES else DEFAULT_LIFETIME
     link, token = ShareLink.make(job, request.user, days)
     path = reverse("handover:shared", args=[token])
     # The token is shown on this page only: the database keeps just its hash.

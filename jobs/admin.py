@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
@@ -14,9 +15,15 @@ from jobs.models import AttachRefused, UserLimits, VideoJob
 @admin.register(VideoJob)
 class VideoJobAdmin(admin.ModelAdmin):
     list_display = [
-        "id", "prompt_excerpt", "status", "owner", "model", "aspect_ratio", "duration", "cost", "created_at",
+        "id", "prompt_excerpt", "status", "owner", "model", "aspect_ratio", "duration", "cost_in_unit",
+        "created_at",
     ]  # fmt: skip
     list_display_links = ["id", "prompt_excerpt"]
+
+    @admin.display(description="cost", ordering="cost")
+    def cost_in_unit(self, job):
+        return f"{job.cost:f} {settings.SORAWEB_COST_UNIT}" if job.cost is not None else "—"
+
     list_filter = ["status", "model", "owner", "created_at"]
     list_select_related = ["owner"]
     search_fields = ["prompt", "upstream_id"]

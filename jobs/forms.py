@@ -1,5 +1,8 @@
 import json
 import unicodedata
+import uuid
+from collections.abc import Callable
+from typing import Any, cast
 
 from django import forms
 from django.conf import settings
@@ -32,6 +35,43 @@ def has_visible_text(text):
     )
 
 
+VARIANT_CHOICES = [(count, str(count)) for count in range(1, 5)]
+REFERENCE_CHOICES = 8
+
+
+def recent_references(user: Any, also: VideoJob | None = None) -> list[dict[str, Any]]:
+    """The newest distinct reference images user may see, their own first.
+
+    [{pk, name, aspect_ratio, owner}]: pk is the newest visible job that used the image.
+    """
+    if user is None or not user.is_authenticated:
+        return []
+    rows = list(
+        VideoJob.objects.visible_to(user)
+        .exclude(reference_image="")
+        .order_by("-created_at", "-id")
+        .values("pk", "reference_image", "aspect_ratio", "owner_id", "owner__username")[:60]
+    )
+    if also and also.reference_image:
+        rows.insert(0, {"pk": also.pk, "reference_image": also.reference_image.name,
+                        "aspect_ratio": also.aspect_ratio, "owner_id": also.owner_id,
+                        "owner__username": also.owner.get_username()})  # fmt: skip
+    found: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        found.setdefault(row["reference_image"], row)
+    newest = list(found.values())
+    newest.sort(key=lambda row: row["owner_id"] != user.pk and row["pk"] != getattr(also, "pk", None))
+    return [
+        {"pk": row["pk"], "name": row["reference_image"], "aspect_ratio": row["aspect_ratio"],
+         "owner": row["owner__username"]}
+        for row in newest[:REFERENCE_CHOICES]
+    ]  # fmt: skip
+
+
+def _shape(aspect_ratio: str) -> str:
+    return "portrait" if aspect_ratio == VideoJob.AspectRatio.PORTRAIT else "landscape"
+
+
 class VideoJobForm(forms.ModelForm):
     # A plain FileField: the image is opened once, by jobs.images, with only the formats we accept.
     reference_image = forms.FileField(
@@ -49,6 +89,26 @@ class VideoJobForm(forms.ModelForm):
                 "data-sizes": json.dumps(VideoJob.SIZES),
             }
         ),
+    )
+
+    variants = forms.TypedChoiceField(
+        choices=VARIANT_CHOICES,
+        coerce=int,
+        required=False,
+        empty_value=None,  # One, as builds() reads it.
+        initial=1,
+        label="How many",
+        help_text="Each variant is its own video (and counts against your limits); keep the best.",
+        widget=forms.RadioSelect(attrs={"class": "choice__input"}),
+    )
+    # The pk of an earlier job whose stored (already fitted) image the new jobs share.
+    reuse_reference = forms.TypedChoiceField(
+        choices=[],
+        coerce=int,
+        required=False,
+        empty_value=None,
+        label="Or reuse an image the team used",
+        widget=forms.RadioSelect(attrs={"class": "choice__input"}),
     )
 
     class Meta:
@@ -71,8 +131,14 @@ class VideoJobForm(forms.ModelForm):
             },
         }
 
-    def __init__(self, *args, refused_uploads=None, **kwargs):
+    def __init__(self, *args, refused_uploads=None, user=None, source=None, **kwargs):
         super().__init__(*args, **kwargs)
+        self.user = user
+        self.reference_options = recent_references(user, also=source)
+        cast(forms.ChoiceField, self.fields["reuse_reference"]).choices = [
+            (option["pk"], f"{option['owner']}'s {_shape(option['aspect_ratio'])} image")
+            for option in self.reference_options
+        ]
         # Files jobs.uploads stopped at the size cap while they streamed in.
         self.refused_uploads = refused_uploads or {}
         if not self.references_allowed:
@@ -110,9 +176,16 @@ class VideoJobForm(forms.ModelForm):
             )
         return upload
 
+    def reference_radios(self):
+        """The reuse radios, each with its option (pk, name, aspect_ratio, owner) for the thumbnail."""
+        return list(zip(self["reuse_reference"], self.reference_options, strict=True))
+
     def clean(self):
-        cleaned = super().clean()
+        cleaned = super().clean() or {}
         upload, ratio = cleaned.get("reference_image"), cleaned.get("aspect_ratio")
+        if cleaned.get("reuse_reference"):
+            self._clean_reuse(cleaned, upload, ratio)
+            return cleaned
         if upload and ratio:
             try:
                 cleaned["reference_image"], self.instance.reference_note = images.normalise(upload, ratio)
@@ -120,7 +193,62 @@ class VideoJobForm(forms.ModelForm):
                 self.add_error("reference_image", str(exc))
         return cleaned
 
+    def _clean_reuse(self, cleaned, upload, ratio):
+        """Point the new jobs at the stored image of an earlier job the person may see."""
+        source = (
+            VideoJob.objects.visible_to(self.user)
+            .exclude(reference_image="")
+            .filter(pk=cleaned["reuse_reference"])
+            .first()
+            if self.user
+            else None
+        )
+        if upload:
+            self.add_error("reuse_reference", "Choose either a new image or an earlier one, not both.")
+        elif source is None:
+            self.add_error(
+                "reuse_reference", "That image is no longer available; choose another or upload one."
+            )
+        elif not self.references_allowed:
+            self.add_error(
+                "reuse_reference", "Reference images are turned off on this server (PUBLIC_BASE_URL)."
+            )
+        elif ratio and source.aspect_ratio != ratio:
+            shape = _shape(source.aspect_ratio)
+            self.add_error(
+                "reuse_reference",
+                f"That image was fitted for {shape} ({source.aspect_ratio}): choose {shape} or another one.",
+            )
+        else:
+            # The same stored file: no upload, no second copy (jobs.media keeps shared files).
+            cleaned["reference_image"] = source.reference_image.name
+            self.instance.reference_note = source.reference_note
+
+    def builds(self, owner: Any) -> list[Callable[[], VideoJob]]:
+        """One build per variant for submission.submit_many; variants share a group and one image file."""
+        count = self.cleaned_data.get("variants") or 1
+        group = uuid.uuid4() if count > 1 else None
+        stored: list[str] = []
+
+        def build() -> VideoJob:
+            job = VideoJob(
+                owner=owner,
+                group=group,
+                reference_note=self.instance.reference_note,
+                **{name: self.cleaned_data[name] for name in VideoJob.SETTINGS},
+            )
+            # The first variant stores an uploaded image; the others point at that file.
+            job.reference_image = stored[0] if stored else (self.cleaned_data.get("reference_image") or "")
+            job.save()
+            stored.append(job.reference_image.name)
+            return job
+
+        return [build] * count
+
     @classmethod
-    def initial_from(cls, job):
-        """The settings of an earlier job, for "Use these settings" (the image is not carried over)."""
-        return job.job_settings()
+    def initial_from(cls, job, variants=1):
+        """The settings of an earlier job, for "Use these settings", its image picked to reuse."""
+        initial = job.job_settings() | {"variants": variants}
+        if job.reference_image:
+            initial["reuse_reference"] = job.pk
+        return initial

@@ -122,11 +122,15 @@ def _store(path: Path, name: str) -> str:
 
 
 def delete_files(job: Any) -> None:
-    for field in (job.poster, job.reference_image):
+    """Delete job's stored files, except a reference image another job still uses (variants, reuse)."""
+    reference = job.reference_image
+    if reference and type(job).objects.filter(reference_image=reference.name).exclude(pk=job.pk).exists():
+        reference = None
+    for field in (job.poster, reference):
         for width in IMAGE_WIDTHS if field else ():
             with suppress(OSError):
                 field.storage.delete(sized_name(field.name, width))
-    for field in (job.video, job.poster, job.reference_image):
+    for field in (job.video, job.poster, reference):
         if field:
             with suppress(OSError):
                 field.delete(save=False)

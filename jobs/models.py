@@ -134,6 +134,11 @@ class VideoJob(models.Model):
     reference_image = models.ImageField(upload_to="references/%Y/%m/", blank=True)
     reference_note = models.CharField(max_length=200, blank=True)
     retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Variants made by one submission share a group id (a bare id, not a JobGroup row: a group
+    # has nothing of its own but its members, and a row would outlive or miss them).
+    group = models.UUIDField(null=True, blank=True, db_index=True)
+    # The person's pick among variants; the library's favourites may take this over.
+    kept = models.BooleanField(default=False)
 
     status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
     failure_kind = models.CharField(max_length=16, choices=FailureKind, blank=True)
@@ -151,6 +156,9 @@ class VideoJob(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     submitted_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+    # When a poll first saw the gateway say completed: submitted_at to this is the generation
+    # time the ETA and the first poll learn from (completed_at also counts the download).
+    generated_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     # What the sweep needs: when the row is next due, the lease a task must hold
@@ -196,6 +204,12 @@ class VideoJob(models.Model):
             ),
             # A person's finished jobs since a cursor, for the "ready" notifications.
             models.Index(fields=["owner", "completed_at", "id"], name="job_owner_finished"),
+            # jobs.estimates reads the newest finished jobs of one kind.
+            models.Index(
+                fields=["model", "duration", "aspect_ratio", "-generated_at"],
+                condition=Q(status="succeeded"),
+                name="job_generated_kind",
+            ),
         ]
 
     def __str__(self):
@@ -275,13 +289,16 @@ class VideoJob(models.Model):
         Also takes an answer that comes after the sweep gave up on the call (its lease ran
         out and the job went to UNKNOWN): that id is a paid video, so the job resumes.
         """
+        from jobs import estimates  # It reads finished jobs, so it imports this module.
+
         now = timezone.now()
+        first_poll = now + estimates.first_poll_delay(self.model, self.duration, self.aspect_ratio)
         fields: dict[str, Any] = {
             "status": self.Status.PROCESSING if created.status == "processing" else self.Status.QUEUED,
             "upstream_id": created.id,
             "upstream_status": created.raw_status,
             "submitted_at": now,
-            "next_check_at": now + jittered(settings.SORA_POLL_INTERVAL),
+            "next_check_at": min(first_poll, self.deadline_at) if self.deadline_at else first_poll,
             "error": "",
         }
         if self._move([self.Status.SUBMITTING], **fields):
@@ -391,6 +408,7 @@ class VideoJob(models.Model):
                 next_check_at=now + download_lease(),
                 actual_duration=result.actual_duration,
                 cost=result.cost,
+                generated_at=now,
                 poll_count=F("poll_count") + 1,
                 error_count=0,
             )
@@ -509,9 +527,11 @@ class VideoJob(models.Model):
 
     # --- People's actions (the studio and the admin share these) -----------------
 
-    def retry_as_new(self, owner: Any) -> "VideoJob":
+    def retry_as_new(self, owner: Any, group: uuid.UUID | None = None) -> "VideoJob":
         """A new pending job with these settings and its own copy of the reference image."""
-        job = VideoJob(owner=owner, reference_note=self.reference_note, retry_of=self, **self.job_settings())
+        job = VideoJob(
+            owner=owner, reference_note=self.reference_note, retry_of=self, group=group, **self.job_settings()
+        )
         if self.reference_image:
             # A copy, so deleting either job never takes the other's image with it.
             with self.reference_image.open("rb") as source:

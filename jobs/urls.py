@@ -1,6 +1,6 @@
 from django.urls import path
 
-from jobs import desk, notify, views
+from jobs import desk, groups, notify, views
 
 app_name = "jobs"
 
@@ -17,6 +17,10 @@ urlpatterns = [
     path("jobs/<int:pk>/download", views.download, name="download"),
     path("jobs/<int:pk>/poster.jpg", views.poster, name="poster"),
     path("jobs/<int:pk>/reference.jpg", views.reference_image, name="reference_image"),
+    path("jobs/<int:pk>/keep/", groups.keep, name="keep"),
+    path("groups/<uuid:group>/", groups.group, name="group"),
+    path("groups/<uuid:group>/delete-rest/", groups.delete_rest, name="delete_rest"),
+    path("groups/<uuid:group>/retry/", groups.retry_group, name="retry_group"),
     path("r/<str:token>/", views.reference, name="reference"),
     path("me/finished/", notify.finished, name="finished"),
     path("desk/", desk.desk, name="desk"),

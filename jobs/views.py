@@ -17,7 +17,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 
-from jobs import files, firstrun, media, params, submission
+from jobs import estimates, files, firstrun, media, params, submission
 from jobs.forms import VideoJobForm
 from jobs.models import VideoJob
 
@@ -35,7 +35,7 @@ FILTERS = {
 # What a card needs; prompts can be long but are shown, the rest of the row is not.
 CARD_FIELDS = (
     "id", "prompt", "model", "aspect_ratio", "duration", "status", "failure_kind", "poster",
-    "created_at", "submitted_at", "completed_at", "owner__username",
+    "created_at", "submitted_at", "completed_at", "owner__username", "group", "kept",
 )  # fmt: skip
 
 
@@ -138,6 +138,7 @@ def gallery(request):
     ]
     context = {
         "jobs": page,
+        "entries": gallery_entries(page),
         "tab": tab,
         "tabs": tabs,
         "mine": mine,
@@ -149,6 +150,22 @@ def gallery(request):
         "live_version": live_version(page),
     }
     return render(request, "jobs/gallery.html", context)
+
+
+def gallery_entries(page):
+    """The page's cards: a job alone, or a group's variants stacked in one card.
+
+    Variants are made in one transaction, so they sit next to each other in the gallery's order.
+    """
+    entries: list[dict] = []
+    for job in page:
+        if job.group and entries and entries[-1]["group"] == job.group:
+            entries[-1]["members"].append(job)
+        else:
+            entries.append({"job": job, "group": job.group, "members": [job]})
+    for entry in entries:
+        entry["members"].reverse()  # The first made first, left to right.
+    return entries
 
 
 def gallery_scope(user, mine):
@@ -226,35 +243,51 @@ def create(request):
     status = 200
     if request.method == "POST":
         form = VideoJobForm(
-            request.POST, request.FILES, refused_uploads=getattr(request, "refused_uploads", None)
+            request.POST,
+            request.FILES,
+            refused_uploads=getattr(request, "refused_uploads", None),
+            user=request.user,
         )
         if form.is_valid():
-
-            def build():
-                job = form.save(commit=False)
-                job.owner = request.user
-                job.save()
-                return job
-
             try:
-                submission.submit(request.user, build)
+                jobs = submission.submit_many(request.user, form.builds(request.user))
             except submission.LimitReached as exc:
                 form.add_error(None, str(exc))
                 status = 429
             else:
-                messages.success(request, "Your video is on its way. It usually takes a few minutes.")
+                what = (
+                    f"Your {len(jobs)} variants are on their way."
+                    if len(jobs) > 1
+                    else "Your video is on its way."
+                )
+                messages.success(request, f"{what} It usually takes a few minutes.")
                 return redirect("jobs:gallery")
         limit_notice = None
     else:
         source = _job_from_query(request)
-        form = VideoJobForm(initial=VideoJobForm.initial_from(source) if source else None)
+        variants = request.GET.get("variants", "1")
+        variants = int(variants) if variants in {"1", "2", "3", "4"} else 1
+        form = VideoJobForm(
+            initial=VideoJobForm.initial_from(source, variants) if source else {"variants": variants},
+            user=request.user,
+            source=source,
+        )
         limit_notice = submission.refusal(request.user)
-    return render(request, "jobs/create.html", {"form": form, "limit_notice": limit_notice}, status=status)
+    context = {
+        "form": form,
+        "limit_notice": limit_notice,
+        "estimates": estimates.table(),
+    }
+    return render(request, "jobs/create.html", context, status=status)
 
 
 def _job_from_query(request):
     pk = params.pk_or_none(request.GET.get("from"))
-    return VideoJob.objects.visible_to(request.user).filter(pk=pk).first() if pk else None
+    return (
+        VideoJob.objects.visible_to(request.user).select_related("owner").filter(pk=pk).first()
+        if pk
+        else None
+    )
 
 
 # --- One job ----------------------------------------------------------------------

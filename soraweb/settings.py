@@ -330,6 +330,8 @@ SORAWEB_GALLERY_SCOPE = env_str("SORAWEB_GALLERY_SCOPE", "team").lower()
 if SORAWEB_GALLERY_SCOPE not in ("team", "own"):
     raise ImproperlyConfigured(f"SORAWEB_GALLERY_SCOPE must be team or own, not {SORAWEB_GALLERY_SCOPE!r}")
 # Defaults for every user, each changeable per user in admin; 0 means no limit.
+# The gateway reports a cost per video without saying in what; shown beside every cost.
+SORAWEB_COST_UNIT = env_str("SORAWEB_COST_UNIT", "credits")
 SORAWEB_LIMIT_ACTIVE_JOBS = env_limit("SORAWEB_LIMIT_ACTIVE_JOBS", 5)
 SORAWEB_LIMIT_JOBS_PER_DAY = env_limit("SORAWEB_LIMIT_JOBS_PER_DAY", 50)
 # In the gateway's currency, as its `cost` field reports it.

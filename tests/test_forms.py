@@ -109,15 +109,16 @@ def test_with_a_real_key_and_a_public_address_an_image_is_accepted(settings):
     assert form(upload(image_bytes(1280, 720))).is_valid()
 
 
-def test_settings_of_an_earlier_job_prefill_everything_but_the_image(alice):
+def test_settings_of_an_earlier_job_prefill_everything_and_the_count(alice):
     job = make_job(
         alice, prompt="a lighthouse at dawn", model="openAiSora2Pro", aspect_ratio="9:16", duration=12
     )
-    assert VideoJobForm.initial_from(job) == {
+    assert VideoJobForm.initial_from(job, variants=3) == {
         "prompt": "a lighthouse at dawn",
         "model": "openAiSora2Pro",
         "aspect_ratio": "9:16",
         "duration": 12,
+        "variants": 3,
     }
 
 
@@ -135,3 +136,8 @@ def test_a_prompt_with_visible_characters_among_invisible_ones_is_kept(prompt):
     f = form(prompt=prompt)
     assert f.is_valid(), f.errors
     assert f.cleaned_data["prompt"] == prompt
+
+
+def test_settings_of_an_earlier_job_with_an_image_pick_that_image_to_reuse(alice):
+    job = make_job(alice, reference_image="references/2026/11/kept.jpg")
+    assert VideoJobForm.initial_from(job)["reuse_reference"] == job.pk

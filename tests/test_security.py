@@ -10,6 +10,7 @@ import os
 import re
 import subprocess
 import sys
+import uuid
 from datetime import timedelta
 from decimal import Decimal
 
@@ -58,7 +59,13 @@ class World:
     """One of everything, made afresh for every request so each request sees the same."""
 
     def __init__(self, alice):
-        self.job = make_job(alice, prompt=SECRET_PROMPT, status=Status.SUCCEEDED, completed_at=timezone.now())
+        self.job = make_job(
+            alice,
+            prompt=SECRET_PROMPT,
+            status=Status.SUCCEEDED,
+            completed_at=timezone.now(),
+            group=uuid.uuid4(),
+        )
         self.job.video.save("job.mp4", ContentFile(tiny_mp4()), save=False)
         self.job.poster.save("job.jpg", ContentFile(image_bytes(128, 72, "JPEG")), save=False)
         self.job.reference_image.save("ref.jpg", ContentFile(image_bytes(1280, 720, "JPEG")), save=False)
@@ -75,6 +82,9 @@ class World:
         )
         self.access_log = AccessLog.objects.create(**common)
         self.failure_log = AccessFailureLog.objects.create(**common, locked_out=False)
+        from handover.models import ShareLink
+
+        self.share, self.share_token = ShareLink.make(self.job, alice)
 
     def url(self, route, name):
         """route with its parameters filled in from this world."""
@@ -86,15 +96,17 @@ class World:
             "admin/axes/accesslog/": self.access_log.pk,
             "admin/axes/accessfailurelog/": self.failure_log.pk,
             "admin/r/": self.job.pk,
+            "admin/handover/sharelink/": self.share.pk,
         }
         values = {
-            "pk": self.live.pk if name == "jobs:cancel" else self.job.pk,
-            "token": media.reference_token(self.job),
+            "pk": {"jobs:cancel": self.live.pk, "handover:revoke": self.share.pk}.get(name, self.job.pk),
+            "token": self.share_token if name.startswith("handover:") else media.reference_token(self.job),
+            "group": self.job.group,
             "id": self.alice.pk,
             "content_type_id": ContentType.objects.get_for_model(VideoJob).pk,
             "object_id": next((pk for prefix, pk in objects.items() if route.startswith(prefix)), None),
         }
-        if route == "admin/^(?P<app_label>auth|axes|jobs)/$":
+        if route.startswith("admin/^(?P<app_label>"):
             return "/admin/jobs/"
         if route == "admin/(?P<url>.*)$":
             return "/admin/no-such-page/"
@@ -110,7 +122,7 @@ class World:
 
     def state(self):
         return (
-            sorted(VideoJob.objects.values_list("pk", "owner__username", "status")),
+            sorted(VideoJob.objects.values_list("pk", "owner__username", "status", "kept")),
             sorted(Group.objects.values_list("name", flat=True)),
         )
 
@@ -152,6 +164,8 @@ def expected(actor, method, name):
         return OK if method == "GET" else NOT_ALLOWED
     if name == "login":
         return OK if method == "GET" else OK  # A POST without credentials shows the form again.
+    if name.startswith("handover:shared"):
+        return OK if method == "GET" else NOT_ALLOWED  # The token is the permission, for anyone holding it.
     if name == "admin:login":
         if actor == "staff" and method == "GET":
             return REDIRECT  # Already in: on to the admin index.
@@ -182,7 +196,22 @@ def expected(actor, method, name):
         return REDIRECT
     if name == "jobs:delete":
         return {"outsider": HIDDEN, "teammate": FORBIDDEN}.get(actor, OK if method == "GET" else REDIRECT)
-    if name in ("jobs:detail", "jobs:video", "jobs:download", "jobs:poster", "jobs:reference_image"):
+    if name in ("jobs:keep", "jobs:retry_group"):
+        if method == "GET":
+            return NOT_ALLOWED
+        return {"outsider": HIDDEN, "teammate": FORBIDDEN if name == "jobs:keep" else REDIRECT}.get(
+            actor, REDIRECT
+        )
+    if name == "jobs:delete_rest":
+        return HIDDEN if actor == "outsider" else REDIRECT  # Nothing kept yet: nothing to delete.
+    if name in (
+        "jobs:detail",
+        "jobs:video",
+        "jobs:download",
+        "jobs:poster",
+        "jobs:reference_image",
+        "jobs:group",
+    ):
         if method == "POST":
             return NOT_ALLOWED  # Refused before the job is even looked up.
         return HIDDEN if actor == "outsider" else OK
@@ -194,6 +223,18 @@ def expected(actor, method, name):
         if name == "jobs:desk":
             return OK if method == "GET" else NOT_ALLOWED
         return NOT_ALLOWED if method == "GET" else REDIRECT  # A finished job: refused with a message.
+    if name == "handover:bulk":
+        return NOT_ALLOWED if method == "GET" else REDIRECT  # No action chosen: back with a message.
+    if name == "handover:shares":
+        return OK if method == "GET" else NOT_ALLOWED  # Each person's own links (staff: all).
+    if name == "handover:share":
+        if method == "GET":
+            return NOT_ALLOWED
+        return {"outsider": HIDDEN, "teammate": FORBIDDEN}.get(actor, OK)  # OK: the new link, shown once.
+    if name == "handover:revoke":
+        if method == "GET":
+            return NOT_ALLOWED
+        return HIDDEN if actor in ("outsider", "teammate") else REDIRECT  # Only alice's and staff's.
     raise AssertionError(f"no expectation for {name}: add one")
 
 
@@ -212,9 +253,11 @@ ADMIN_FOR_STAFF = {
     "(unnamed) admin/(?P<url>.*)$": (HIDDEN, HIDDEN),
     # Jobs are made by the studio's form, never in admin.
     "admin:jobs_videojob_add": (FORBIDDEN, FORBIDDEN),
+    # Share links are made on the video page (the token is shown once), never in admin.
+    "admin:handover_sharelink_add": (FORBIDDEN, FORBIDDEN),
 }
 # Every field read-only: saving the change form saves nothing and goes back to the list.
-READ_ONLY_IN_ADMIN = ("jobs_videojob", "axes_")
+READ_ONLY_IN_ADMIN = ("jobs_videojob", "axes_", "handover_sharelink")
 
 
 def expected_in_admin(actor, method, name):
@@ -269,7 +312,9 @@ def test_every_url_answers_each_actor_as_it_should_and_changes_nothing_it_may_no
                 if got != want:
                     wrong.append(f"{method} {url} ({name}): got {got}, expected {want}")
                 body = b"" if response.streaming else response.content
-                if actor in ("anonymous", "outsider") and SECRET_PROMPT.encode() in body:
+                # A share link's token is the permission to see that one video, prompt included.
+                shared = name.startswith("handover:shared")
+                if actor in ("anonymous", "outsider") and SECRET_PROMPT.encode() in body and not shared:
                     wrong.append(f"{method} {url} ({name}): shows alice's prompt to {actor}")
                 if name == "jobs:gallery" and method == "GET" and got == OK:
                     sees = actor in ("teammate", "owner", "staff")
