@@ -121,6 +121,7 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "jobs",
+    "library",
 ]
 
 MIDDLEWARE = [

@@ -17,5 +17,6 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
+    path("library/", include("library.urls")),
     path("", include("jobs.urls")),
 ]
