@@ -8,28 +8,16 @@ from urllib.parse import urlsplit
 
 import imageio_ffmpeg
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from jobs import media
 from jobs.models import VideoJob
 from tests.factories import make_job, tiny_mp4
-from tests.helpers import screenshot, sign_in
+from tests.helpers import assert_no_axe_violations, screenshot, sign_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 Status = VideoJob.Status
-
-
-def assert_no_axe_violations(page):
-    """axe-core's default rules (WCAG 2 A/AA and best practices) on the page as it is now."""
-    results = Axe().run(page)
-    violations = results.response["violations"]
-    report = [
-        f"{v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']]} {v['help']}"
-        for v in violations
-    ]
-    assert not violations, f"{page.url}:\n" + "\n".join(report)
 
 
 @functools.cache

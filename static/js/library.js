@@ -240,6 +240,19 @@
   });
 
   // --- Filters and history --------------------------------------------------
+  // Filters left at "any" stay out of the URL, so a shared or bookmarked link reads plainly.
+  document.addEventListener("htmx:configRequest", function (event) {
+    if (event.detail.elt.id !== "gallery-filters") {
+      return;
+    }
+    var params = event.detail.parameters;
+    Array.from(params.keys()).forEach(function (key) {
+      if (params.getAll(key).every(function (value) { return value === ""; })) {
+        params.delete(key);
+      }
+    });
+  });
+
   // Back/forward restore the whole page from the server (the history cache is off), so
   // the restored form already shows that URL's filters; only the bar needs counting again.
   document.addEventListener("htmx:historyRestore", function () {
