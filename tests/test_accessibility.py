@@ -223,6 +223,9 @@ def test_a_creator_makes_and_plays_a_video_with_the_keyboard_alone(page, alice):
     job = VideoJob.objects.get(prompt="Snow falling on a quiet harbour")
     assert (job.model, job.aspect_ratio, job.duration) == ("openAiSora2Pro", "9:16", 12)
     tab_to(page, f"#job-{ready.pk} .card__title a")
+    page.keyboard.press("Enter")  # The viewer opens in place, and leads on to the video's own page.
+    page.get_by_role("dialog").wait_for()
+    tab_to(page, "[data-viewer-page]")
     page.keyboard.press("Enter")
     page.wait_for_url(at_path(f"/jobs/{ready.pk}/"))
     tab_to(page, "video")
