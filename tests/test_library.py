@@ -290,3 +290,13 @@ def test_with_scope_own_a_person_cannot_add_or_star_another_persons_job(client, 
     client.post(reverse("library:add", args=[board.pk]), {"ids": [theirs.pk]})
     assert not BoardItem.objects.exists()
     assert client.post(reverse("library:star", args=[theirs.pk])).status_code == 404
+
+
+def test_the_video_page_lists_its_boards_and_takes_it_off_one(client, alice):
+    job = make_job(alice)
+    board = Board.objects.create(name="Picks", created_by=alice)
+    board.add(alice, [job.pk])
+    client = signed_in(client, alice)
+    assert "Remove from Picks" in client.get(reverse("jobs:detail", args=[job.pk])).content.decode()
+    client.post(reverse("library:remove", args=[board.pk]), {"ids": [job.pk], "next": f"/jobs/{job.pk}/"})
+    assert not BoardItem.objects.exists() and VideoJob.objects.filter(pk=job.pk).exists()

@@ -14,3 +14,9 @@ def visible_boards(user):
 @register.simple_tag
 def board_named(boards, board_id):
     return next((board for board in boards if board.pk == board_id), None)
+
+
+@register.simple_tag
+def boards_holding(job, user):
+    """The boards user may see that hold job."""
+    return list(Board.objects.visible_to(user).filter(items__job=job).only("id", "name"))
