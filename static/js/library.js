@@ -54,6 +54,16 @@
     }
   });
 
+  // A live update replaces a whole card: keep its box ticked if it was.
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var old = event.detail.target.querySelector && event.detail.target.querySelector("[data-select]");
+    var fresh = event.detail.fragment.querySelector && event.detail.fragment.querySelector("[data-select]");
+    if (old && fresh) {
+      fresh.toggleAttribute("checked", old.checked);
+      fresh.checked = old.checked;
+    }
+  });
+
   document.addEventListener("submit", function (event) {
     var button = event.submitter;
     if (button && button.hasAttribute("data-confirm") && !window.confirm(button.getAttribute("data-confirm"))) {
