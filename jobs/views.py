@@ -5,7 +5,6 @@ from datetime import UTC, datetime, timedelta
 from functools import wraps
 from urllib.parse import urlencode
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth.decorators import login_not_required, login_required
@@ -168,11 +167,8 @@ def gallery_scope(user, mine):
 
 
 def gallery_filters(request):
-    """The search and filters in the URL; "who made it" offers only the people within the scope."""
-    people = get_user_model().objects.filter(is_active=True).order_by("username")
-    if settings.SORAWEB_GALLERY_SCOPE == "own" and not request.user.is_staff:
-        people = people.filter(pk=request.user.pk)
-    return GalleryFilterForm(request.GET, request.user, people.only("id", "username"))
+    """The search and filters in the URL."""
+    return GalleryFilterForm(request.GET, request.user)
 
 
 def tab_counts(scope):

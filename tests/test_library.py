@@ -102,7 +102,8 @@ def test_the_length_filter_and_the_status_tab_combine(client, alice):
 @pytest.mark.parametrize(
     "query",
     [
-        "model=gpt9", "aspect_ratio=1:1", "duration=99999999999999999999999", "duration=abc", "who=nobody",
+        "model=gpt9", "aspect_ratio=1:1", "duration=99999999999999999999999", "duration=abc",
+        "who=" + "x" * 200,
         "when=yesterday", "when=custom&start=99999-01-01&end=2024-13-45", "when=custom&end=9999-12-31",
         "board=-1", "board=99999999999999999999999", "board=abc", "fav=false", "q=%00", "before=1_x",
     ],
@@ -140,9 +141,7 @@ def test_the_live_tab_counts_count_within_the_filters(client, alice):
     assert '<span class="tab__count" id="tab-count-succeeded" hx-swap-oob="true">1</span>' in page
 
 
-def test_a_filtered_gallery_costs_as_many_queries_as_the_plain_one(
-    client, alice, django_assert_max_num_queries
-):
+def test_a_filtered_gallery_stays_within_six_queries(client, alice, django_assert_max_num_queries):
     board = Board.objects.create(name="Picks", created_by=alice)
     for number in range(30):
         job = make_job(alice, prompt=f"a fox number {number}")
