@@ -10,8 +10,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
-PG_DATABASE = "soraweb_bench"
-REDIS_URL = "redis://127.0.0.1:6379/9"
+# Overridable, so two people benchmarking on one machine do not drop each other's database.
+PG_DATABASE = os.environ.get("BENCH_PG_DATABASE", "soraweb_bench")
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 
 
 @dataclass

@@ -14,7 +14,9 @@ from pathlib import Path
 from bench import environment
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results.json"
-GROUPS = ("gallery", "submit", "sweep", "download", "polls", "adaptive", "throughput", "notify", "zip")
+GROUPS = (
+    "gallery", "library", "submit", "sweep", "download", "polls", "adaptive", "throughput", "notify", "zip",
+)  # fmt: skip
 FIRST_ROWS = 100
 ALL_ROWS = 100_000
 
@@ -51,6 +53,7 @@ def run(env, groups):
 
     from bench import adaptive, data, desk, measure, pipeline, web
     from bench.download import download
+    from bench.library import library
     from bench.sweep import sweep
     from bench.zip_export import zip_export
     from jobs.models import VideoJob
@@ -67,6 +70,7 @@ def run(env, groups):
 
     benchmarks = {
         "gallery": lambda: web.gallery(results, web.signed_in_client(team[0]), grow=add_the_rest),
+        "library": lambda: library(results, web.signed_in_client(team[0]), team[0]),
         "submit": lambda: web.submit(results),
         "sweep": lambda: sweep(results),
         "download": lambda: download(results),

@@ -2,10 +2,12 @@ import json
 import unicodedata
 import uuid
 from collections.abc import Callable
+from datetime import datetime, time, timedelta
 from typing import Any, cast
 
 from django import forms
 from django.conf import settings
+from django.utils import timezone
 
 from jobs import images
 from jobs.models import VideoJob
@@ -252,3 +254,94 @@ class VideoJobForm(forms.ModelForm):
         if job.reference_image:
             initial["reuse_reference"] = job.pk
         return initial
+
+
+class GalleryFilterForm(forms.Form):
+    """The gallery's filters, read from the URL. A value that does not parse is dropped, never an error."""
+
+    WHEN = {"today": "Today", "week": "This week", "month": "This month", "custom": "Between dates"}
+
+    q = forms.CharField(required=False, max_length=200, label="Search prompts, numbers or gateway ids")
+    model = forms.ChoiceField(required=False, choices=[("", "Any model"), *VideoJob.Model.choices])
+    aspect_ratio = forms.ChoiceField(
+        required=False, label="Orientation", choices=[("", "Any orientation"), *VideoJob.AspectRatio.choices]
+    )
+    duration = forms.TypedChoiceField(
+        required=False, label="Length", coerce=int, empty_value=None,
+        choices=[("", "Any length"), *VideoJob.Duration.choices],
+    )  # fmt: skip
+    # A username: the select offering the people within the scope is filled by the page.
+    who = forms.CharField(required=False, label="Made by", max_length=150)
+    when = forms.ChoiceField(required=False, label="Made", choices=[("", "Any time"), *WHEN.items()])
+    start = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    fav = forms.BooleanField(required=False, label="Favourites only")
+    board = forms.IntegerField(required=False, min_value=1, max_value=2**31 - 1, widget=forms.HiddenInput)
+
+    def __init__(self, data, user):
+        super().__init__(data)
+        self.user = user
+
+    def values(self):
+        """{field: value} for each filter given and valid; the rest are left out."""
+        self.is_valid()
+        return {
+            name: value
+            for name, value in self.cleaned_data.items()
+            if name not in self.errors and value not in (None, "", False)
+        }
+
+    def apply(self, jobs):
+        values = self.values()
+        jobs = jobs.filtered(
+            model=values.get("model"),
+            aspect_ratio=values.get("aspect_ratio"),
+            duration=values.get("duration"),
+            **self.created_between(values),
+        )
+        if values.get("who"):
+            # Within the scope already: naming someone out of sight finds nothing.
+            jobs = jobs.filter(owner__username=values["who"])
+        if values.get("q"):
+            jobs = jobs.search(values["q"])
+        if values.get("fav"):
+            jobs = jobs.favourites_of(self.user)
+        if values.get("board"):
+            jobs = jobs.on_board(values["board"], self.user)
+        return jobs
+
+    @staticmethod
+    def created_between(values, now=None):
+        """created_after/created_before for the date range, in the studio's time zone."""
+        today = timezone.localdate(now)
+        start = end = None
+        match values.get("when"):
+            case "today":
+                start = today
+            case "week":
+                start = today - timedelta(days=today.weekday())
+            case "month":
+                start = today.replace(day=1)
+            case "custom":
+                start = values.get("start")
+                end = values.get("end")
+
+        def moment(day, days_later=0):
+            if not day:
+                return None
+            try:
+                return timezone.make_aware(datetime.combine(day, time.min) + timedelta(days=days_later))
+            except OverflowError:  # The last day of year 9999 has no next day.
+                return None
+
+        # "To" includes its whole day.
+        return {"created_after": moment(start), "created_before": moment(end, days_later=1)}
+
+    def params(self):
+        """The valid filters as URL parameters, for links that keep them."""
+        values = self.values()
+        params = {name: self.data.get(name) for name in values}
+        if values.get("when") != "custom":
+            params.pop("start", None)
+            params.pop("end", None)
+        return {name: value for name, value in params.items() if value}

@@ -11,7 +11,8 @@ from django.conf import settings
 from django.core.files.base import ContentFile
 from django.core.validators import MinValueValidator
 from django.db import IntegrityError, connection, models, transaction
-from django.db.models import F, Q
+from django.db.models import Exists, F, OuterRef, Q
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 if TYPE_CHECKING:
@@ -50,12 +51,88 @@ def jittered(seconds: float) -> timedelta:
     return timedelta(seconds=seconds * random.uniform(1.0, 1.2))
 
 
+# On SQLite, words in prompts are found through this FTS5 table (migration 0006), kept in
+# step with the jobs table by triggers; PostgreSQL uses a GIN index on the prompt instead.
+PROMPT_FTS_TABLE = "jobs_videojob_fts"
+SEARCH_WORDS = 8
+# Up to this many prompts matching a search are fetched by id (see _prompt_search_postgres).
+SEARCH_PROBE = 2000
+
+
 class VideoJobQuerySet(models.QuerySet):
     def visible_to(self, user: Any) -> "VideoJobQuerySet":
         """The jobs user may see: the whole team's, or with SORAWEB_GALLERY_SCOPE=own only their own."""
         if settings.SORAWEB_GALLERY_SCOPE == "own" and not user.is_staff:
             return self.filter(owner_id=user.pk)
         return self
+
+    def filtered(
+        self,
+        status: Iterable[str] | None = None,
+        model: str | None = None,
+        aspect_ratio: str | None = None,
+        duration: int | None = None,
+        owner: Any = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+    ) -> "VideoJobQuerySet":
+        """Jobs matching every filter given; None leaves a filter out. Values are trusted: parse first."""
+        jobs = self
+        if status:
+            jobs = jobs.filter(status__in=status)
+        for field, value in (("model", model), ("aspect_ratio", aspect_ratio), ("duration", duration)):
+            if value is not None:
+                jobs = jobs.filter(**{field: value})
+        if owner is not None:
+            jobs = jobs.filter(owner=owner)
+        if created_after is not None:
+            jobs = jobs.filter(created_at__gte=created_after)
+        if created_before is not None:
+            jobs = jobs.filter(created_at__lt=created_before)
+        return jobs
+
+    def search(self, q: str) -> "VideoJobQuerySet":
+        """Jobs whose prompt has all the words of q, or whose number (123, #123) or gateway id is q."""
+        q = q.strip()[:200]
+        found = Q(upstream_id=q) if q else Q(pk__in=[])
+        if re.fullmatch(r"#?\d{1,18}", q):
+            found |= Q(pk=int(q.lstrip("#")))
+        words = re.findall(r"\w+", q)[:SEARCH_WORDS]
+        if words and connection.vendor == "postgresql":
+            found |= self._prompt_search_postgres(" ".join(words))
+        elif words:
+            # Each word quoted: FTS5 reads bare AND/OR/NEAR and punctuation as its own syntax.
+            match = " ".join(f'"{word}"' for word in words)
+            sql = f"SELECT rowid FROM {PROMPT_FTS_TABLE} WHERE {PROMPT_FTS_TABLE} MATCH %s"
+            found |= Q(pk__in=RawSQL(sql, [match]))
+        return self.filter(found)
+
+    def _prompt_search_postgres(self, text: str) -> Q:
+        # PostgreSQL's estimate for a word it has no statistics on is a flat 0.5% of rows,
+        # so it would walk the newest rows through the whole table looking for a rare word.
+        # Asking the GIN index first (one query) settles it: a few hits are fetched by id,
+        # a common word is left to the walk, which finds a page of it at once.
+        sql = "prompt_search @@ plainto_tsquery('english'::regconfig, %s)"
+        matches = RawSQL(sql, [text], output_field=models.BooleanField())
+        hits = list(self.model.objects.filter(matches).values_list("pk", flat=True)[: SEARCH_PROBE + 1])
+        return Q(pk__in=hits) if len(hits) <= SEARCH_PROBE else Q(matches)
+
+    def favourites_of(self, user: Any) -> "VideoJobQuerySet":
+        """The jobs user starred (the library app's Favourite rows)."""
+        return self.filter(favourites__user=user)
+
+    def on_board(self, board_id: int, user: Any) -> "VideoJobQuerySet":
+        """The jobs on one board user may see (the library app's boards follow the gallery scope)."""
+        on_board = {"board_items__board_id": board_id}
+        if settings.SORAWEB_GALLERY_SCOPE == "own" and not user.is_staff:
+            on_board["board_items__board__created_by"] = user
+        # One filter() call, so both conditions hold for the same board item.
+        return self.filter(**on_board)
+
+    def with_starred(self, user: Any) -> "VideoJobQuerySet":
+        """Each job annotated with whether user starred it, inside the same query."""
+        starred = self.model.objects.filter(pk=OuterRef("pk"), favourites__user=user)
+        return self.annotate(starred=Exists(starred))
 
     def capped_counts(self, groups: dict[str, Iterable[str] | None], cap: int) -> dict[str, int]:
         """{name: jobs in that group of statuses (None: all)}, each counted to cap + 1 at most, in one query.

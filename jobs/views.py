@@ -18,7 +18,7 @@ from django.views.decorators.http import require_GET, require_http_methods, requ
 from django.views.decorators.vary import vary_on_headers
 
 from jobs import estimates, files, firstrun, media, params, submission
-from jobs.forms import VideoJobForm
+from jobs.forms import GalleryFilterForm, VideoJobForm
 from jobs.models import VideoJob
 
 PAGE_SIZE = 24
@@ -97,9 +97,10 @@ def gallery(request):
     tab = request.GET.get("status", "all")
     tab = tab if tab in FILTERS else "all"
     mine = request.GET.get("mine") == "1"
-    scope = gallery_scope(request.user, mine)
+    filters = gallery_filters(request)
+    scope = filters.apply(gallery_scope(request.user, mine))
     counts = tab_counts(scope)
-    jobs = scope.select_related("owner").only(*CARD_FIELDS)
+    jobs = scope.select_related("owner").only(*CARD_FIELDS).with_starred(request.user)
     if FILTERS[tab]:
         jobs = jobs.filter(status__in=FILTERS[tab])
 
@@ -123,8 +124,10 @@ def gallery(request):
         has_newer, has_older = bool(before), len(page) > PAGE_SIZE
         page = page[:PAGE_SIZE]
 
+    kept = {**filters.params(), "mine": "1" if mine else None}
+
     def link(**params):
-        query = {"status": tab if tab != "all" else None, "mine": "1" if mine else None, **params}
+        query = {**kept, "status": tab if tab != "all" else None, **params}
         return "?" + urlencode({key: value for key, value in query.items() if value is not None})
 
     tabs = [
@@ -142,6 +145,10 @@ def gallery(request):
         "tab": tab,
         "tabs": tabs,
         "mine": mine,
+        "filters": filters,
+        "filtered": bool(filters.params()),
+        "board_id": filters.values().get("board"),
+        "filter_query": urlencode({key: value for key, value in kept.items() if value}),
         "mine_url": link(mine=None if mine else "1"),
         "newer_url": link(after=_cursor_value(page[0])) if has_newer and page else None,
         "older_url": link(before=_cursor_value(page[-1])) if has_older and page else None,
@@ -171,6 +178,11 @@ def gallery_entries(page):
 def gallery_scope(user, mine):
     scope = VideoJob.objects.visible_to(user)
     return scope.filter(owner=user) if mine else scope
+
+
+def gallery_filters(request):
+    """The search and filters in the URL."""
+    return GalleryFilterForm(request.GET, request.user)
 
 
 def tab_counts(scope):
@@ -209,15 +221,17 @@ def cards(request):
         .filter(pk__in=ids)
         .select_related("owner")
         .only(*CARD_FIELDS)
+        .with_starred(request.user)
     )
     found = {job.pk for job in jobs}
     mine = request.GET.get("mine") == "1"
+    filters = gallery_filters(request)
     context = {
         "jobs": sorted(jobs, key=lambda job: ids.index(job.pk)),
         "gone": [pk for pk in ids if pk not in found],
-        # A card that moved moves the tab counts too.
-        "counts": tab_counts(gallery_scope(request.user, mine)),
-        "mine": mine,
+        # A card that moved moves the tab counts (of the filtered view) too.
+        "counts": tab_counts(filters.apply(gallery_scope(request.user, mine))),
+        "filter_query": urlencode({**filters.params(), **({"mine": "1"} if mine else {})}),
         "live_ids": [job.pk for job in jobs if not job.is_final],
         "live_version": live_version(jobs),
     }
@@ -298,7 +312,8 @@ def _job_from_query(request):
 @vary_on_headers("HX-Request")
 def detail(request, pk):
     """The video page; an htmx poll gets just its live body, which stops polling once final."""
-    job = _visible_job(request, pk)
+    scope = VideoJob.objects.visible_to(request.user).with_starred(request.user).select_related("owner")
+    job = get_object_or_404(scope, pk=pk)
     context = {"job": job, "may_manage": job.may_be_managed_by(request.user)}
     template = "jobs/_detail_body.html" if request.htmx else "jobs/detail.html"
     return render(request, template, context)

@@ -122,6 +122,7 @@ INSTALLED_APPS = [
     "csp",
     "jobs",
     "handover",
+    "library",
 ]
 
 MIDDLEWARE = [

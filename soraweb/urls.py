@@ -18,5 +18,6 @@ urlpatterns = [
         name="password_change_done",
     ),
     path("", include("handover.urls")),
+    path("library/", include("library.urls")),
     path("", include("jobs.urls")),
 ]

@@ -37,3 +37,17 @@ def sign_in(page, username, password):
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Sign in").click()
     page.wait_for_url("**/")
+
+
+def assert_no_axe_violations(page):
+    """axe-core's default rules (WCAG 2 A/AA and best practices) on the page as it is now."""
+    # Imported here: the fast lane imports these helpers without needing the browser tools.
+    from axe_playwright_python.sync_playwright import Axe
+
+    results = Axe().run(page)
+    violations = results.response["violations"]
+    report = [
+        f"{v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']]} {v['help']}"
+        for v in violations
+    ]
+    assert not violations, f"{page.url}:\n" + "\n".join(report)

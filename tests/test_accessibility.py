@@ -8,28 +8,16 @@ from urllib.parse import urlsplit
 
 import imageio_ffmpeg
 import pytest
-from axe_playwright_python.sync_playwright import Axe
 from django.core.files.base import ContentFile
 from django.utils import timezone
 
 from jobs import media
 from jobs.models import VideoJob
 from tests.factories import make_job, tiny_mp4
-from tests.helpers import screenshot, sign_in
+from tests.helpers import assert_no_axe_violations, screenshot, sign_in
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser]
 Status = VideoJob.Status
-
-
-def assert_no_axe_violations(page):
-    """axe-core's default rules (WCAG 2 A/AA and best practices) on the page as it is now."""
-    results = Axe().run(page)
-    violations = results.response["violations"]
-    report = [
-        f"{v['id']} ({v['impact']}): {[node['target'] for node in v['nodes']]} {v['help']}"
-        for v in violations
-    ]
-    assert not violations, f"{page.url}:\n" + "\n".join(report)
 
 
 @functools.cache
@@ -235,6 +223,9 @@ def test_a_creator_makes_and_plays_a_video_with_the_keyboard_alone(page, alice):
     job = VideoJob.objects.get(prompt="Snow falling on a quiet harbour")
     assert (job.model, job.aspect_ratio, job.duration) == ("openAiSora2Pro", "9:16", 12)
     tab_to(page, f"#job-{ready.pk} .card__title a")
+    page.keyboard.press("Enter")  # The viewer opens in place, and leads on to the video's own page.
+    page.get_by_role("dialog").wait_for()
+    tab_to(page, "[data-viewer-page]")
     page.keyboard.press("Enter")
     page.wait_for_url(at_path(f"/jobs/{ready.pk}/"))
     tab_to(page, "video")

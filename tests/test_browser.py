@@ -61,8 +61,8 @@ def test_a_creator_watches_a_job_become_a_video_that_plays_and_seeks(studio, pag
 
     assert page.evaluate("window.stillTheSamePage") is True, "the gallery reloaded"
     screenshot(page, "gallery")
-    card.get_by_role("link").first.click()
-    video = page.locator("video")
+    card.get_by_role("link").first.click()  # The viewer opens over the gallery and plays it.
+    video = page.locator("#viewer video")
     video.evaluate(
         "v => new Promise(done => v.readyState >= 1 ? done() : v.addEventListener('loadedmetadata', done))"
     )
