@@ -85,6 +85,10 @@ class World:
         from handover.models import ShareLink
 
         self.share, self.share_token = ShareLink.make(self.job, alice)
+        from library.models import Board, Favourite
+
+        self.board = Board.objects.create(name="Picks", created_by=alice)
+        self.favourite = Favourite.objects.create(user=alice, job=self.job)
 
     def url(self, route, name):
         """route with its parameters filled in from this world."""
@@ -97,9 +101,13 @@ class World:
             "admin/axes/accessfailurelog/": self.failure_log.pk,
             "admin/r/": self.job.pk,
             "admin/handover/sharelink/": self.share.pk,
+            "admin/library/board/": self.board.pk,
+            "admin/library/favourite/": self.favourite.pk,
         }
         values = {
-            "pk": {"jobs:cancel": self.live.pk, "handover:revoke": self.share.pk}.get(name, self.job.pk),
+            "pk": {"jobs:cancel": self.live.pk, "handover:revoke": self.share.pk}.get(
+                name, self.board.pk if name.startswith("library:") and name != "library:star" else self.job.pk
+            ),
             "token": self.share_token if name.startswith("handover:") else media.reference_token(self.job),
             "group": self.job.group,
             "id": self.alice.pk,
@@ -235,6 +243,19 @@ def expected(actor, method, name):
         if method == "GET":
             return NOT_ALLOWED
         return HIDDEN if actor in ("outsider", "teammate") else REDIRECT  # Only alice's and staff's.
+    if name == "library:boards":
+        return OK  # The list, and a POST without a name shows the form's error.
+    if name == "library:add_to_chosen":
+        return NOT_ALLOWED if method == "GET" else REDIRECT  # No board chosen: back with a message.
+    if name in ("library:star", "library:add", "library:remove"):
+        if method == "GET":
+            return NOT_ALLOWED
+        return HIDDEN if actor == "outsider" else REDIRECT  # Team boards take anyone's visible videos.
+    if name in ("library:rename", "library:delete"):
+        if method == "GET" and name == "library:rename":
+            return NOT_ALLOWED
+        # alice's board: with scope own the outsider cannot see it; a teammate may not change it.
+        return {"outsider": HIDDEN, "teammate": FORBIDDEN}.get(actor, OK if method == "GET" else REDIRECT)
     raise AssertionError(f"no expectation for {name}: add one")
 
 
