@@ -1,8 +1,10 @@
+import calendar
 import logging
 import random
+import re
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -52,6 +54,45 @@ class VideoJobQuerySet(models.QuerySet):
         if settings.SORAWEB_GALLERY_SCOPE == "own" and not user.is_staff:
             return self.filter(owner_id=user.pk)
         return self
+
+    def filtered(
+        self,
+        *,
+        status: str | None = None,
+        model: str | None = None,
+        aspect_ratio: str | None = None,
+        duration: int | None = None,
+        owner: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        search: str | None = None,
+    ) -> "VideoJobQuerySet":
+        """The gallery's and the API's filters in one place; None leaves a filter out.
+
+        status is a tab name (VideoJob.TABS) or one exact status; owner is a username.
+        """
+        jobs = self
+        if status and status in VideoJob.TABS:
+            jobs = jobs.filter(status__in=VideoJob.TABS[status]) if VideoJob.TABS[status] else jobs
+        elif status:
+            jobs = jobs.filter(status=status)
+        exact = {"model": model, "aspect_ratio": aspect_ratio, "duration": duration, "owner__username": owner}
+        jobs = jobs.filter(**{name: value for name, value in exact.items() if value not in (None, "")})
+        if created_after:
+            jobs = jobs.filter(created_at__gt=created_after)
+        if created_before:
+            jobs = jobs.filter(created_at__lt=created_before)
+        if search:
+            jobs = jobs.filter(prompt__icontains=search)
+        return jobs
+
+    def older_than(self, cursor: tuple[datetime, int] | None) -> "VideoJobQuerySet":
+        """The jobs after cursor in newest-first order (keyset pagination on (created_at, id))."""
+        if not cursor:
+            return self
+        created_at, pk = cursor
+        # The first filter is an index range; the second only settles ties on created_at.
+        return self.filter(created_at__lte=created_at).filter(Q(created_at__lt=created_at) | Q(pk__lt=pk))
 
     def capped_counts(self, groups: dict[str, Iterable[str] | None], cap: int) -> dict[str, int]:
         """{name: jobs in that group of statuses (None: all)}, each counted to cap + 1 at most, in one query.
@@ -117,6 +158,13 @@ class VideoJob(models.Model):
     FINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.UNKNOWN)
     ACTIVE = (Status.PENDING, Status.SUBMITTING, Status.QUEUED, Status.PROCESSING, Status.DOWNLOADING)
     POLLING = (Status.QUEUED, Status.PROCESSING)
+    # The gallery's tabs (and the API's status filter): name -> the statuses it shows (None: all).
+    TABS: dict[str, tuple[str, ...] | None] = {
+        "all": None,
+        "active": ACTIVE,
+        "succeeded": (Status.SUCCEEDED,),
+        "failed": (Status.FAILED, Status.UNKNOWN, Status.CANCELLED),
+    }
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="jobs")
     prompt = models.TextField(max_length=4000)
@@ -163,6 +211,8 @@ class VideoJob(models.Model):
             models.Index(fields=["-created_at", "-id"], name="job_newest"),
             models.Index(fields=["status", "-created_at"], name="job_status_newest"),
             models.Index(fields=["owner", "-created_at"], name="job_owner_newest"),
+            # The webhook sweep reads the jobs that finished since its last run.
+            models.Index(fields=["completed_at"], name="job_completed"),
             models.Index(
                 fields=["next_check_at"],
                 condition=Q(status__in=["pending", "submitting", "queued", "processing", "downloading"]),
@@ -207,6 +257,10 @@ class VideoJob(models.Model):
     def size(self) -> str:
         """The gateway's pixel size for this orientation, as "WxH"."""
         return "{}x{}".format(*self.dimensions)
+
+    def manageable_by(self, user: Any) -> bool:
+        """Cancel and delete belong to the job's owner and to staff (the studio, the API)."""
+        return bool(user.is_staff or self.owner_id == user.pk)
 
     def job_settings(self) -> dict[str, Any]:
         """{field: value} of this job's settings, for a retry or the form's pre-fill."""
@@ -441,18 +495,37 @@ class VideoJob(models.Model):
 
     def retry_as_new(self, owner: Any) -> "VideoJob":
         """A new pending job with these settings and its own copy of the reference image."""
-        job = VideoJob(owner=owner, reference_note=self.reference_note, retry_of=self, **self.job_settings())
-        if self.reference_image:
-            # A copy, so deleting either job never takes the other's image with it.
-            with self.reference_image.open("rb") as source:
-                name = f"{uuid.uuid4().hex}{Path(self.reference_image.name).suffix or '.jpg'}"
-                job.reference_image.save(name, ContentFile(source.read()), save=False)
+        job = VideoJob(owner=owner, retry_of=self, **self.job_settings())
+        job.copy_reference_from(self)
         job.save()
         return job
+
+    def copy_reference_from(self, source: "VideoJob") -> None:
+        """Give this (unsaved) job its own copy of source's reference image, if it has one."""
+        self.reference_note = source.reference_note
+        if source.reference_image:
+            # A copy, so deleting either job never takes the other's image with it.
+            with source.reference_image.open("rb") as original:
+                name = f"{uuid.uuid4().hex}{Path(source.reference_image.name).suffix or '.jpg'}"
+                self.reference_image.save(name, ContentFile(original.read()), save=False)
 
     def check_now(self) -> bool:
         """Make a queued or generating job due at once, so the next sweep polls it."""
         return self._move(self.POLLING, next_check_at=timezone.now())
+
+
+def cursor_value(job: VideoJob) -> str:
+    """A keyset cursor naming job's place in newest-first order: "<microseconds>_<pk>"."""
+    micros = calendar.timegm(job.created_at.utctimetuple()) * 10**6 + job.created_at.microsecond
+    return f"{micros}_{job.pk}"
+
+
+def parse_cursor(value: str | None) -> tuple[datetime, int] | None:
+    """(created_at, pk) from a cursor_value(), or None."""
+    match = re.fullmatch(r"(\d{1,17})_(\d{1,19})", value or "")
+    if not match:
+        return None
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(match[1])), int(match[2])
 
 
 def failure_kind_for(message: str) -> str:

@@ -1,7 +1,4 @@
-import calendar
 import hashlib
-import re
-from datetime import UTC, datetime, timedelta
 from functools import wraps
 from urllib.parse import urlencode
 
@@ -19,19 +16,13 @@ from django.views.decorators.vary import vary_on_headers
 
 from jobs import files, media, submission
 from jobs.forms import VideoJobForm
-from jobs.models import VideoJob
+from jobs.models import VideoJob, cursor_value, parse_cursor
 
 PAGE_SIZE = 24
 TAB_COUNT_LIMIT = 1000
 MAX_LIVE_IDS = 100
 Status = VideoJob.Status
-# The gallery's tabs: query value -> the statuses it shows (None: all).
-FILTERS = {
-    "all": None,
-    "active": VideoJob.ACTIVE,
-    "succeeded": (Status.SUCCEEDED,),
-    "failed": (Status.FAILED, Status.UNKNOWN, Status.CANCELLED),
-}
+FILTERS = VideoJob.TABS
 # What a card needs; prompts can be long but are shown, the rest of the row is not.
 CARD_FIELDS = (
     "id", "prompt", "model", "aspect_ratio", "duration", "status", "failure_kind", "poster",
@@ -40,7 +31,7 @@ CARD_FIELDS = (
 
 
 def may_manage(user, job):
-    return user.is_staff or job.owner_id == user.pk
+    return job.manageable_by(user)
 
 
 def _visible_job(request, pk):
@@ -163,17 +154,7 @@ def tab_counts(scope):
     }
 
 
-def _cursor_value(job):
-    micros = calendar.timegm(job.created_at.utctimetuple()) * 10**6 + job.created_at.microsecond
-    return f"{micros}_{job.pk}"
-
-
-def _cursor(value):
-    """(created_at, pk) from "<microseconds since the epoch>_<pk>", or None."""
-    match = re.fullmatch(r"(\d{1,17})_(\d{1,19})", value or "")
-    if not match:
-        return None
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(match[1])), int(match[2])
+_cursor_value, _cursor = cursor_value, parse_cursor
 
 
 @login_required

@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from api.v1 import urls as api_urls
 from jobs.health import healthz
 
 urlpatterns = [
@@ -17,5 +18,7 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
+    path("api/v1/", api_urls()),
+    path("account/", include("api.urls")),
     path("", include("jobs.urls")),
 ]
