@@ -7,7 +7,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
@@ -89,8 +88,8 @@ class IdempotencyKey(models.Model):
     # SHA-256 of the request's canonical JSON and its files' digests.
     fingerprint = models.CharField(max_length=64)
     status_code = models.PositiveSmallIntegerField()
-    # The encoder ninja renders with, so a replay is byte for byte the first answer.
-    body = models.JSONField(encoder=DjangoJSONEncoder)
+    # The rendered answer, as text: a replay is byte for byte the first (jsonb would reorder keys).
+    body = models.TextField()
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:

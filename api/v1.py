@@ -4,7 +4,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from django.contrib.auth.decorators import login_not_required
-from django.http import Http404, HttpRequest
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from ninja import NinjaAPI, Query, Schema, Status
 from ninja.errors import HttpError
@@ -116,7 +116,8 @@ class JobFilters(Schema):
     )
     model: Literal[tuple(VideoJob.Model.values)] | None = None  # type: ignore[valid-type]
     aspect_ratio: Literal[tuple(VideoJob.AspectRatio.values)] | None = None  # type: ignore[valid-type]
-    duration: Literal[tuple(VideoJob.Duration.values)] | None = None  # type: ignore[valid-type]
+    # The enum, not a Literal: a query string's "4" is coerced to an enum member, never to a Literal int.
+    duration: VideoJob.Duration | None = None
     owner: str | None = Field(None, description="A username.")
     created_after: datetime | None = None
     created_before: datetime | None = None
@@ -166,16 +167,17 @@ def create_jobs(request):
     fields, uploads = creating.read_body(request)
 
     def create():
-        return 201, creating.created_body(creating.create_jobs(request, request.auth, fields, uploads))
+        body = creating.created_body(creating.create_jobs(request, request.auth, fields, uploads))
+        return 201, api.renderer.render(request, body, response_status=201)
 
     key = request.headers.get("Idempotency-Key")
     if key is None:
-        status, body = create()
-        return api.create_response(request, body, status=status)
-    status, body, replayed = creating.idempotent(
+        status, text = create()
+        return HttpResponse(text, status=status, content_type=api.renderer.media_type)
+    status, text, replayed = creating.idempotent(
         request.auth, key, creating.fingerprint(fields, uploads), create
     )
-    response = api.create_response(request, body, status=status)
+    response = HttpResponse(text, status=status, content_type=api.renderer.media_type)
     response["Idempotent-Replayed"] = "true" if replayed else "false"
     return response
 
@@ -190,7 +192,7 @@ def list_jobs(request, filters: Query[JobFilters]):
             status=filters.status,
             model=filters.model,
             aspect_ratio=filters.aspect_ratio,
-            duration=filters.duration,
+            duration=int(filters.duration) if filters.duration else None,
             owner=filters.owner,
             created_after=filters.created_after,
             created_before=filters.created_before,

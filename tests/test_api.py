@@ -444,7 +444,7 @@ def test_a_script_drives_a_job_end_to_end_and_every_answer_matches_the_schema(st
     def call(method, path, template, expect, **kwargs):
         response = http.request(method, api + path, timeout=30, **kwargs)
         assert response.status_code == expect, response.text
-        is_json = response.headers.get("Content-Type", "").startswith("application/json")
+        is_json = response.content and response.headers.get("Content-Type", "").startswith("application/json")
         check(
             method.lower(), "/api/v1" + template, response.status_code, response.json() if is_json else None
         )
