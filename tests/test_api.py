@@ -18,7 +18,7 @@ from openapi_spec_validator import validate
 from api.models import ApiToken, IdempotencyKey
 from jobs.models import UserLimits, VideoJob
 from tests.factories import image_bytes, make_job, tiny_mp4, upload
-from tests.helpers import wait_for
+from tests.helpers import sign_in, wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -513,3 +513,24 @@ def test_ten_concurrent_identical_creates_make_one_job_and_one_create_call(
     assert VideoJob.objects.count() == 1
     wait_for(lambda: len(sim.create_calls()) >= 1, timeout=60, message="the create call")
     assert len(sim.create_calls()) == 1, processes.logs()
+
+
+@pytest.mark.integration
+@pytest.mark.browser
+def test_the_docs_page_runs_under_the_strict_csp_and_tries_a_call_with_the_session(page, alice):
+    violations = []
+    page.on(
+        "console",
+        lambda message: "Content Security Policy" in message.text and violations.append(message.text),
+    )
+    sign_in(page, "alice", "alice-password-1")
+
+    page.goto("/api/v1/docs")
+    page.wait_for_selector(".swagger-ui .opblock", timeout=30_000)
+    listed = page.evaluate(
+        "fetch('/api/v1/jobs', {credentials: 'same-origin'}).then(answer => answer.status)"
+    )
+
+    assert not violations and not page.console_errors, violations + page.console_errors
+    assert page.locator(".swagger-ui .opblock-summary-path", has_text="/api/v1/jobs").count() >= 2
+    assert listed == 200
