@@ -14,7 +14,7 @@ from pathlib import Path
 from bench import environment
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results.json"
-GROUPS = ("gallery", "submit", "sweep", "download", "polls", "throughput")
+GROUPS = ("gallery", "submit", "api", "sweep", "download", "polls", "throughput")
 FIRST_ROWS = 100
 ALL_ROWS = 100_000
 
@@ -49,7 +49,7 @@ def run(env, groups):
     django.setup()
     from django.utils import timezone
 
-    from bench import data, measure, pipeline, web
+    from bench import api, data, measure, pipeline, web
     from bench.download import download
     from bench.sweep import sweep
     from jobs.models import VideoJob
@@ -67,6 +67,7 @@ def run(env, groups):
     benchmarks = {
         "gallery": lambda: web.gallery(results, web.signed_in_client(team[0]), grow=add_the_rest),
         "submit": lambda: web.submit(results),
+        "api": lambda: api.api(results, team[0]),
         "sweep": lambda: sweep(results),
         "download": lambda: download(results),
         "polls": lambda: pipeline.polls(results, team[1]),
