@@ -15,6 +15,7 @@ from api import webhooks
 from api.models import Webhook, WebhookDelivery
 from api.tasks import send_delivery
 from tests.factories import make_job
+from tests.helpers import wait_for
 
 pytestmark = pytest.mark.django_db
 
@@ -229,3 +230,28 @@ def test_only_staff_may_register_a_team_webhook(client, alice, receiver):
     client.post("/account/webhooks/", {"url": receiver().url, "scope": "team"})
 
     assert not Webhook.objects.exists()
+
+
+@pytest.mark.integration
+def test_beat_and_a_worker_deliver_through_two_failures_exactly_once(processes, receiver, alice):
+    catcher = receiver(failures=2)
+    processes.env.update(
+        SORA_TRUSTED_PRIVATE_HOSTS=f"{processes.env['SORA_TRUSTED_PRIVATE_HOSTS']},127.0.0.1:{catcher.server.server_port}",
+        SORAWEB_WEBHOOK_BACKOFF="1",
+    )
+    hook = Webhook.objects.create(owner=alice, url=catcher.url)
+    processes.worker(concurrency=2)
+    processes.beat()
+    job = make_job(alice)
+    job.cancel()
+
+    wait_for(lambda: catcher.accepted, timeout=60, message="the event to get through")
+    delivery = wait_for(
+        lambda: WebhookDelivery.objects.filter(delivered_at__isnull=False).first(),
+        timeout=30,
+        message="the log",
+    )
+
+    assert [(event["event"], event["job"]["id"]) for event in catcher.accepted] == [("job.cancelled", job.pk)]
+    assert [entry["status"] for entry in delivery.log] == [500, 500, 200], processes.logs()
+    assert all(verify(hook.secret, headers, body) for headers, body in catcher.received)
