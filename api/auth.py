@@ -33,6 +33,9 @@ class SessionUser(SessionAuth):
     """The signed-in browser (the docs page's "Try it out"); CSRF is checked as on any form."""
 
     def authenticate(self, request: HttpRequest, key: str | None):
+        if "Authorization" in request.headers:
+            # A request that names a token stands or falls by it, never by a cookie beside it.
+            return None
         user = super().authenticate(request, key)
         if user is not None:
             throttle(f"user:{user.pk}")

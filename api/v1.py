@@ -1,11 +1,13 @@
 """The JSON API, /api/v1/: jobs with exactly the studio's permissions, scope and limits."""
 
+import json
 from datetime import datetime
 from typing import Any, Literal
 
 from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.urls import re_path
 from ninja import NinjaAPI, Query, Schema, Status
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -198,7 +200,7 @@ def list_jobs(request, filters: Query[JobFilters]):
             created_before=filters.created_before,
             search=filters.q,
         )
-        .older_than(parse_cursor(filters.cursor))
+        .older_than(_cursor(filters.cursor))
         .select_related("owner")
         .order_by("-created_at", "-id")
     )
@@ -206,6 +208,15 @@ def list_jobs(request, filters: Query[JobFilters]):
     more = len(page) > filters.limit
     page = page[: filters.limit]
     return {"items": [job_data(job) for job in page], "next_cursor": cursor_value(page[-1]) if more else None}
+
+
+def _cursor(value):
+    cursor = parse_cursor(value)
+    if value and cursor is None:
+        raise ApiError(
+            422, "invalid", "That cursor is not one this API gave out.", fields={"cursor": ["Unknown."]}
+        )
+    return cursor
 
 
 @api.get("/jobs/{int:job_id}", response={200: JobOut, **refusals(404)}, url_name="job", summary="One job")
@@ -284,6 +295,13 @@ def job_poster(request, job_id: int):
 def urls():
     """The API's URL patterns, each exempt from the site's sign-in redirect: it answers 401 itself."""
     patterns, app_name, namespace = api.urls
+    # Last: any other path under /api/v1/ is a JSON 404, not the site's HTML page.
+    patterns.append(re_path(r"^.*$", _no_such_path))
     for pattern in patterns:
         login_not_required(pattern.callback)
     return patterns, app_name, namespace
+
+
+def _no_such_path(request):
+    error = ApiError(404, "not_found", "There is no such API path; see /api/v1/docs.")
+    return HttpResponse(json.dumps(error.body()), status=404, content_type="application/json")

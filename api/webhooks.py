@@ -79,11 +79,17 @@ def queue_finished(now: datetime | None = None) -> int:
         .select_related("owner")
         .order_by("completed_at")[:1000]
     )
+    # The look-back sees most jobs again: skip those already queued rather than build their payloads.
+    queued = set(
+        WebhookDelivery.objects.filter(job__in=[job.pk for job in jobs]).values_list("webhook_id", "job_id")
+    )
     rows = []
     for job in jobs:
         event = WebhookDelivery.FOR_STATUS[job.status]
         body = None
         for hook in hooks:
+            if (hook.pk, job.pk) in queued:
+                continue
             if hook.covers(job) and job.completed_at >= hook.created_at:
                 body = body or payload(event, job)
                 rows.append(

@@ -534,3 +534,20 @@ def test_the_docs_page_runs_under_the_strict_csp_and_tries_a_call_with_the_sessi
     assert not violations and not page.console_errors, violations + page.console_errors
     assert page.locator(".swagger-ui .opblock-summary-path", has_text="/api/v1/jobs").count() >= 2
     assert listed == 200
+
+
+def test_an_unknown_cursor_or_path_gets_a_json_answer(client, as_alice):
+    bad_cursor = client.get(JOBS, {"cursor": "yesterday"}, **as_alice)
+    no_path = client.get("/api/v1/videos", **as_alice)
+
+    assert (bad_cursor.status_code, error_code(bad_cursor)) == (422, "invalid")
+    assert (no_path.status_code, error_code(no_path)) == (404, "not_found")
+
+
+def test_staff_revoke_anyone_s_token_in_the_admin(client, alice, staff):
+    token, secret = ApiToken.issue(alice, "bot")
+    client.force_login(staff)
+
+    client.post("/admin/api/apitoken/", {"action": "revoke", "_selected_action": [token.pk]})
+
+    assert client.get(JOBS, HTTP_AUTHORIZATION=f"Bearer {secret}").status_code == 401
