@@ -1,4 +1,5 @@
 from django.contrib import admin, messages
+from django.db import models
 
 from api.models import ApiToken, Webhook, WebhookDelivery
 
@@ -27,6 +28,7 @@ class WebhookAdmin(admin.ModelAdmin):
     list_display = ["url", "owner", "scope", "active", "failing_since", "created_at"]
     list_filter = ["active", "scope"]
     exclude = ["secret"]
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 @admin.register(WebhookDelivery)
@@ -34,3 +36,6 @@ class WebhookDeliveryAdmin(admin.ModelAdmin):
     list_display = ["event", "webhook", "job", "attempts", "delivered_at", "given_up_at", "created_at"]
     list_filter = ["event"]
     readonly_fields = [field.name for field in WebhookDelivery._meta.fields] + ["log"]
+
+    def has_add_permission(self, request):
+        return False  # Deliveries are made by the webhook sweep.

@@ -32,10 +32,14 @@ class TokenAuth(HttpBearer):
 class SessionUser(SessionAuth):
     """The signed-in browser (the docs page's "Try it out"); CSRF is checked as on any form."""
 
-    def authenticate(self, request: HttpRequest, key: str | None):
-        if "Authorization" in request.headers:
-            # A request that names a token stands or falls by it, never by a cookie beside it.
+    def __call__(self, request: HttpRequest):
+        # A request that names a token stands or falls by it, never by a cookie beside it; one
+        # with neither is told to send a token (401), not that a CSRF token is missing.
+        if "Authorization" in request.headers or not request.user.is_authenticated:
             return None
+        return super().__call__(request)
+
+    def authenticate(self, request: HttpRequest, key: str | None):
         user = super().authenticate(request, key)
         if user is not None:
             throttle(f"user:{user.pk}")

@@ -8,6 +8,7 @@ from django.contrib.auth.decorators import login_not_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.urls import re_path
+from django.views.decorators.http import require_safe
 from ninja import NinjaAPI, Query, Schema, Status
 from ninja.errors import HttpError
 from ninja.errors import ValidationError as NinjaValidationError
@@ -51,7 +52,7 @@ api = Api(
     docs_url="/docs",
     openapi_url="/openapi.json",
     # The schema and the docs page hold nothing private; the sign-in middleware must not redirect them.
-    docs_decorator=login_not_required,
+    docs_decorator=lambda view: login_not_required(require_safe(view)),
 )
 
 
@@ -77,7 +78,10 @@ def on_http_error(request, exc):
     if status == 401:
         message = "Send a valid, unrevoked API token as `Authorization: Bearer <token>`."
     elif "CSRF" in str(exc):
-        message = "A request signed in with a session needs the CSRF token; scripts should use an API token."
+        message = (
+            "CSRF verification failed: a request signed in with a session needs the CSRF token; "
+            "scripts should use an API token."
+        )
     else:
         message = str(exc)
     return error_response(request, ApiError(status, DEFAULT_CODES.get(status, "error"), message))
