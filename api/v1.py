@@ -164,7 +164,7 @@ CREATE_BODY = {
 
 @api.post(
     "/jobs",
-    response={201: JobsCreated, **refusals(400, 415, 422)},
+    response={201: JobsCreated, **refusals(400, 403, 415, 422)},
     openapi_extra=CREATE_BODY,
     url_name="jobs",
     summary="Create a job (or several variants)",
@@ -252,7 +252,9 @@ def cancel_job(request, job_id: int):
     return job_data(job)
 
 
-@api.post("/jobs/{int:job_id}/retry", response={201: JobsCreated, **refusals(404, 409)}, url_name="job_retry")
+@api.post(
+    "/jobs/{int:job_id}/retry", response={201: JobsCreated, **refusals(403, 404, 409)}, url_name="job_retry"
+)
 def retry_job(request, job_id: int):
     """A new job of yours with this job's settings and reference image."""
     job = _visible(request, job_id)

@@ -44,7 +44,7 @@ def webhook_list(request):
         hook.save()
         messages.success(request, "Webhook added. Its secret is below: use it to check each signature.")
         return redirect("api:webhooks")
-    hooks = Webhook.objects.filter(owner=request.user).prefetch_related("deliveries")
+    hooks = Webhook.objects.filter(owner=request.user)
     rows = [(hook, list(hook.deliveries.all()[:10])) for hook in hooks]
     return render(request, "api/webhooks.html", {"form": form, "hooks": rows, "now": timezone.now()})
 

@@ -434,7 +434,10 @@ def schema_checker(schema):
 
 
 @pytest.mark.integration
-def test_a_script_drives_a_job_end_to_end_and_every_answer_matches_the_schema(studio, sim, alice):
+def test_a_script_drives_a_job_end_to_end_and_every_answer_matches_the_schema(
+    studio, sim, alice, django_user_model, settings
+):
+    bob_user = django_user_model.objects.create_user("bob", password="bob-password-1")
     http = requests.Session()
     http.headers["Authorization"] = f"Bearer {ApiToken.issue(alice, 'e2e')[1]}"
     api = studio.url + "/api/v1"
@@ -477,9 +480,17 @@ def test_a_script_drives_a_job_end_to_end_and_every_answer_matches_the_schema(st
     call("POST", f"/jobs/{other['id']}/cancel", "/jobs/{job_id}/cancel", 200)
     retried = call("POST", f"/jobs/{other['id']}/retry", "/jobs/{job_id}/retry", 201).json()["jobs"][0]
     assert retried["retry_of"] == other["id"]
+    running = call("POST", "/jobs", "/jobs", 201, json={"prompt": "a lantern", "duration": 4}).json()["jobs"][
+        0
+    ]
+    bob = {"Authorization": f"Bearer {ApiToken.issue(bob_user, 'e2e')[1]}"}
+    call("POST", f"/jobs/{running['id']}/cancel", "/jobs/{job_id}/cancel", 403, headers=bob)
     call("POST", "/jobs", "/jobs", 422, json={"prompt": ""})
     call("GET", "/jobs?status=nope", "/jobs", 422)
     call("GET", "/jobs", "/jobs", 401, headers={"Authorization": "Bearer sw_not-a-token"})
+    settings.SORAWEB_API_RATE_LIMIT = 1  # This minute's calls are far past it.
+    limited = call("GET", "/jobs", "/jobs", 429)
+    assert 1 <= int(limited.headers["Retry-After"]) <= 60
 
 
 @pytest.mark.integration
