@@ -11,7 +11,13 @@ class TokenForm(forms.Form):
 
 
 class WebhookForm(forms.ModelForm):
-    url = forms.URLField(max_length=500, assume_scheme="https", label="Receiver address (https://…)")
+    url = forms.URLField(
+        max_length=500,
+        assume_scheme="https",
+        label="Receiver address (https://…)",
+        # A text box the stylesheet already styles; the keyboard still offers URL keys.
+        widget=forms.TextInput(attrs={"inputmode": "url", "placeholder": "https://bots.example.com/soraweb"}),
+    )
 
     class Meta:
         model = Webhook
