@@ -5,6 +5,7 @@ import logging
 import threading
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 from io import StringIO
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import pytest
 import requests
 from django.core.files.base import ContentFile
 from django.core.management import call_command
+from django.utils import timezone
 from openapi_spec_validator import validate
 
 from api.models import ApiToken, IdempotencyKey
@@ -308,6 +310,21 @@ def test_the_list_filters_and_pages_newest_first(client, alice, bob, as_alice):
     assert prompts == ["boat 4", "boat 3", "boat 2", "boat 1", "boat 0"] and second["next_cursor"] is None
     assert [job["owner"] for job in by_owner["items"]] == ["bob"]
     assert [job["prompt"] for job in searched["items"]] == ["a kite"]
+
+
+def test_the_list_filters_by_settings_and_time(client, alice, as_alice):
+    now = timezone.now()
+    old = make_job(alice, prompt="old", created_at=now - timedelta(days=3))
+    pro = make_job(alice, prompt="pro portrait", model="openAiSora2Pro", aspect_ratio="9:16", duration=12)
+    make_job(alice, prompt="plus landscape", duration=4)
+
+    def prompts(**params):
+        return [job["prompt"] for job in client.get(JOBS, params, **as_alice).json()["items"]]
+
+    assert prompts(model="openAiSora2Pro", aspect_ratio="9:16", duration=12) == [pro.prompt]
+    assert prompts(created_before=(now - timedelta(days=1)).isoformat()) == [old.prompt]
+    assert old.prompt not in prompts(created_after=(now - timedelta(days=1)).isoformat())
+    assert prompts(status="pending", duration=4) == ["plus landscape"]
 
 
 def test_an_unknown_status_filter_is_422(client, as_alice):
