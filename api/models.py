@@ -104,7 +104,9 @@ class IdempotencyKey(models.Model):
 
     @classmethod
     def forget_expired(cls, now: datetime | None = None) -> int:
-        return cls.objects.filter(created_at__lt=(now or timezone.now()) - IDEMPOTENCY_TTL).delete()[0]
+        expired = cls.objects.filter(created_at__lt=(now or timezone.now()) - IDEMPOTENCY_TTL)
+        # Read first: an empty DELETE would still take SQLite's write lock on every sweep.
+        return expired.delete()[0] if expired.exists() else 0
 
 
 class Webhook(models.Model):

@@ -71,7 +71,9 @@ def queue_finished(now: datetime | None = None) -> int:
     hooks = list(Webhook.objects.filter(active=True).select_related("owner"))
     mark, _ = Watermark.objects.get_or_create(name=WATERMARK, defaults={"reached": now})
     if not hooks:
-        Watermark.objects.filter(name=WATERMARK).update(reached=now)
+        # Kept near now, so a first webhook does not start with a long read; written rarely.
+        if mark.reached < now - LOOKBACK:
+            Watermark.objects.filter(name=WATERMARK).update(reached=now)
         return 0
     since = mark.reached - LOOKBACK
     jobs = list(

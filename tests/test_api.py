@@ -285,6 +285,16 @@ def test_a_key_older_than_a_day_no_longer_replays(client, as_alice, submitted):
     assert response["Idempotent-Replayed"] == "false" and VideoJob.objects.count() == 2
 
 
+def test_the_sweep_forgets_keys_older_than_a_day(client, as_alice, submitted):
+    for key in ("old", "new"):
+        post_json(client, as_alice, {"prompt": key}, **{"Idempotency-Key": key})
+    IdempotencyKey.objects.filter(key="old").update(created_at=timezone.now() - IDEMPOTENCY_TTL)
+
+    forgotten = IdempotencyKey.forget_expired()
+
+    assert forgotten == 1 and list(IdempotencyKey.objects.values_list("key", flat=True)) == ["new"]
+
+
 # --- Reading, with the studio's scope ---------------------------------------------------------
 
 
