@@ -35,7 +35,8 @@ def prepare():
     for name in ("SORA_API_KEY", "SORA_API_KEY_FILE", "SORA_API_BASE_URL", "S3_BUCKET", "DEBUG"):
         os.environ.pop(name, None)
     # Room for 200 quick submissions by one person: the limit checks still run, none refuses.
-    for name in ("SORAWEB_LIMIT_ACTIVE_JOBS", "SORAWEB_LIMIT_JOBS_PER_DAY", "SORAWEB_LIMIT_MONTHLY_SPEND"):
+    limits = ("SORAWEB_LIMIT_ACTIVE_JOBS", "SORAWEB_LIMIT_JOBS_PER_DAY", "SORAWEB_LIMIT_MONTHLY_SPEND")
+    for name in (*limits, "SORAWEB_API_RATE_LIMIT"):
         os.environ[name] = "1000000"
     database = _use_postgres() or _use_sqlite()
     redis_url = REDIS_URL if _redis_answers() else None

@@ -15,7 +15,8 @@ from bench import environment
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results.json"
 GROUPS = (
-    "gallery", "library", "submit", "sweep", "download", "polls", "adaptive", "throughput", "notify", "zip",
+    "gallery", "library", "submit", "api", "sweep", "download", "polls", "adaptive", "throughput", "notify",
+    "zip",
 )  # fmt: skip
 FIRST_ROWS = 100
 ALL_ROWS = 100_000
@@ -51,7 +52,7 @@ def run(env, groups):
     django.setup()
     from django.utils import timezone
 
-    from bench import adaptive, data, desk, measure, pipeline, web
+    from bench import adaptive, api, data, desk, measure, pipeline, web
     from bench.download import download
     from bench.library import library
     from bench.sweep import sweep
@@ -72,6 +73,7 @@ def run(env, groups):
         "gallery": lambda: web.gallery(results, web.signed_in_client(team[0]), grow=add_the_rest),
         "library": lambda: library(results, web.signed_in_client(team[0]), team[0]),
         "submit": lambda: web.submit(results),
+        "api": lambda: api.api(results, team[0]),
         "sweep": lambda: sweep(results),
         "download": lambda: download(results),
         "polls": lambda: pipeline.polls(results, team[1]),

@@ -1,9 +1,10 @@
+import calendar
 import logging
 import random
 import re
 import uuid
 from collections.abc import Iterable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +15,8 @@ from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
+
+from jobs import params
 
 if TYPE_CHECKING:
     from jobs.upstream import CreateResult, TaskResult, UpstreamError
@@ -68,28 +71,46 @@ class VideoJobQuerySet(models.QuerySet):
 
     def filtered(
         self,
-        status: Iterable[str] | None = None,
+        *,
+        status: str | Iterable[str] | None = None,
         model: str | None = None,
         aspect_ratio: str | None = None,
         duration: int | None = None,
         owner: Any = None,
         created_after: datetime | None = None,
         created_before: datetime | None = None,
+        search: str | None = None,
     ) -> "VideoJobQuerySet":
-        """Jobs matching every filter given; None leaves a filter out. Values are trusted: parse first."""
+        """The gallery's and the API's filters in one place; None leaves a filter out. Parse values first.
+
+        status is a tab name (VideoJob.TABS), one exact status or several; owner is a user or a username.
+        """
         jobs = self
+        if isinstance(status, str):
+            status = VideoJob.TABS.get(status, (status,))
         if status:
             jobs = jobs.filter(status__in=status)
-        for field, value in (("model", model), ("aspect_ratio", aspect_ratio), ("duration", duration)):
-            if value is not None:
-                jobs = jobs.filter(**{field: value})
-        if owner is not None:
+        if isinstance(owner, str):
+            jobs = jobs.filter(owner__username=owner)
+        elif owner is not None:
             jobs = jobs.filter(owner=owner)
+        exact = {"model": model, "aspect_ratio": aspect_ratio, "duration": duration}
+        jobs = jobs.filter(**{name: value for name, value in exact.items() if value not in (None, "")})
         if created_after is not None:
             jobs = jobs.filter(created_at__gte=created_after)
         if created_before is not None:
             jobs = jobs.filter(created_at__lt=created_before)
+        if search:
+            jobs = jobs.search(search)
         return jobs
+
+    def older_than(self, cursor: tuple[datetime, int] | None) -> "VideoJobQuerySet":
+        """The jobs after cursor in newest-first order (keyset pagination on (created_at, id))."""
+        if not cursor:
+            return self
+        created_at, pk = cursor
+        # The first filter is an index range; the second only settles ties on created_at.
+        return self.filter(created_at__lte=created_at).filter(Q(created_at__lt=created_at) | Q(pk__lt=pk))
 
     def search(self, q: str) -> "VideoJobQuerySet":
         """Jobs whose prompt has all the words of q, or whose number (123, #123) or gateway id is q."""
@@ -202,6 +223,13 @@ class VideoJob(models.Model):
     FINAL = (Status.SUCCEEDED, Status.FAILED, Status.CANCELLED, Status.UNKNOWN)
     ACTIVE = (Status.PENDING, Status.SUBMITTING, Status.QUEUED, Status.PROCESSING, Status.DOWNLOADING)
     POLLING = (Status.QUEUED, Status.PROCESSING)
+    # The gallery's tabs (and the API's status filter): name -> the statuses it shows (None: all).
+    TABS: dict[str, tuple[str, ...] | None] = {
+        "all": None,
+        "active": ACTIVE,
+        "succeeded": (Status.SUCCEEDED,),
+        "failed": (Status.FAILED, Status.UNKNOWN, Status.CANCELLED),
+    }
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="jobs")
     prompt = models.TextField(max_length=4000)
@@ -262,6 +290,8 @@ class VideoJob(models.Model):
             models.Index(fields=["-created_at", "-id"], name="job_newest"),
             models.Index(fields=["status", "-created_at"], name="job_status_newest"),
             models.Index(fields=["owner", "-created_at"], name="job_owner_newest"),
+            # The webhook sweep reads the jobs that finished since its last run.
+            models.Index(fields=["completed_at"], name="job_completed"),
             models.Index(
                 fields=["next_check_at"],
                 condition=Q(status__in=["pending", "submitting", "queued", "processing", "downloading"]),
@@ -606,16 +636,19 @@ class VideoJob(models.Model):
 
     def retry_as_new(self, owner: Any, group: uuid.UUID | None = None) -> "VideoJob":
         """A new pending job with these settings and its own copy of the reference image."""
-        job = VideoJob(
-            owner=owner, reference_note=self.reference_note, retry_of=self, group=group, **self.job_settings()
-        )
-        if self.reference_image:
-            # A copy, so deleting either job never takes the other's image with it.
-            with self.reference_image.open("rb") as source:
-                name = f"{uuid.uuid4().hex}{Path(self.reference_image.name).suffix or '.jpg'}"
-                job.reference_image.save(name, ContentFile(source.read()), save=False)
+        job = VideoJob(owner=owner, retry_of=self, group=group, **self.job_settings())
+        job.copy_reference_from(self)
         job.save()
         return job
+
+    def copy_reference_from(self, source: "VideoJob") -> None:
+        """Give this (unsaved) job its own copy of source's reference image, if it has one."""
+        self.reference_note = source.reference_note
+        if source.reference_image:
+            # A copy, so deleting either job never takes the other's image with it.
+            with source.reference_image.open("rb") as original:
+                name = f"{uuid.uuid4().hex}{Path(source.reference_image.name).suffix or '.jpg'}"
+                self.reference_image.save(name, ContentFile(original.read()), save=False)
 
     def check_now(self) -> bool:
         """Make a queued or generating job due at once, so the next sweep polls it."""
@@ -723,6 +756,20 @@ class VideoJob(models.Model):
     @property
     def link_alive(self) -> bool:
         return bool(self.result_url and self.result_expires_at and self.result_expires_at > timezone.now())
+
+
+def cursor_value(job: VideoJob) -> str:
+    """A keyset cursor naming job's place in newest-first order: "<microseconds>_<pk>"."""
+    micros = calendar.timegm(job.created_at.utctimetuple()) * 10**6 + job.created_at.microsecond
+    return f"{micros}_{job.pk}"
+
+
+def parse_cursor(value: str | None) -> tuple[datetime, int] | None:
+    """(created_at, pk) from a cursor_value(), or None for anything else (never an overflowing pk)."""
+    match = re.fullmatch(r"([0-9]{1,17})_([0-9]{1,19})", value or "")
+    if not match or not (pk := params.pk_or_none(match[2])):
+        return None
+    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(match[1])), pk
 
 
 def failure_kind_for(message: str) -> str:

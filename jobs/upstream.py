@@ -327,3 +327,24 @@ class PinnedAdapter(HTTPAdapter):
             pool_kwargs["server_hostname"] = hostname  # type: ignore[typeddict-unknown-key]
             pool_kwargs["assert_hostname"] = hostname  # type: ignore[typeddict-unknown-key]
         return host_params, pool_kwargs
+
+
+def post_pinned(url: str, body: bytes, headers: dict[str, str], timeout: tuple[float, float]) -> int:
+    """POST body to a URL a person gave us (a webhook receiver); returns the HTTP status.
+
+    The same SSRF rules as downloads: private addresses only when trusted, the connection
+    pinned to the checked address, no redirect followed. Raises UnsafeURL or
+    requests.RequestException; the answer's body is never read.
+    """
+    address = check_fetchable(url)
+    headers = {"User-Agent": "soraweb", "Content-Type": "application/json", **headers}
+    if address is None:
+        response = requests.request(
+            "POST", url, data=body, headers=headers, timeout=timeout, stream=True, allow_redirects=False
+        )
+    else:
+        headers["Host"] = urlsplit(url).netloc.rpartition("@")[2]
+        request = requests.Request("POST", url, data=body, headers=headers).prepare()
+        response = PinnedAdapter(address).send(request, stream=True, timeout=timeout)
+    response.close()
+    return response.status_code

@@ -1,7 +1,4 @@
-import calendar
 import hashlib
-import re
-from datetime import UTC, datetime, timedelta
 from functools import wraps
 from urllib.parse import urlencode
 
@@ -19,19 +16,13 @@ from django.views.decorators.vary import vary_on_headers
 
 from jobs import estimates, files, firstrun, media, params, submission
 from jobs.forms import GalleryFilterForm, VideoJobForm
-from jobs.models import VideoJob
+from jobs.models import VideoJob, cursor_value, parse_cursor
 
 PAGE_SIZE = 24
 TAB_COUNT_LIMIT = 1000
 MAX_LIVE_IDS = 100
 Status = VideoJob.Status
-# The gallery's tabs: query value -> the statuses it shows (None: all).
-FILTERS = {
-    "all": None,
-    "active": VideoJob.ACTIVE,
-    "succeeded": (Status.SUCCEEDED,),
-    "failed": (Status.FAILED, Status.UNKNOWN, Status.CANCELLED),
-}
+FILTERS = VideoJob.TABS
 # What a card needs; prompts can be long but are shown, the rest of the row is not.
 CARD_FIELDS = (
     "id", "prompt", "model", "aspect_ratio", "duration", "status", "failure_kind", "poster",
@@ -192,17 +183,7 @@ def tab_counts(scope):
     }
 
 
-def _cursor_value(job):
-    micros = calendar.timegm(job.created_at.utctimetuple()) * 10**6 + job.created_at.microsecond
-    return f"{micros}_{job.pk}"
-
-
-def _cursor(value):
-    """(created_at, pk) from "<microseconds since the epoch>_<pk>", or None."""
-    match = re.fullmatch(r"([0-9]{1,17})_([0-9]{1,19})", value or "")
-    if not match or not (pk := params.pk_or_none(match[2])):
-        return None
-    return datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(match[1])), pk
+_cursor_value, _cursor = cursor_value, parse_cursor
 
 
 @login_required

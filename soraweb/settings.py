@@ -120,9 +120,12 @@ INSTALLED_APPS = [
     "django_htmx",
     "axes",
     "csp",
+    # Only for the Swagger UI files it ships, served from our static files (no CDN).
+    "ninja",
     "jobs",
     "handover",
     "library",
+    "api",
 ]
 
 MIDDLEWARE = [
@@ -343,6 +346,15 @@ SORAWEB_STUCK_AFTER_MINUTES = env_int("SORAWEB_STUCK_AFTER_MINUTES", 30)
 SORAWEB_NOTIFY_POLL_SECONDS = env_int("SORAWEB_NOTIFY_POLL_SECONDS", 10)
 SORAWEB_NOTIFY_HIDDEN_POLL_SECONDS = env_int("SORAWEB_NOTIFY_HIDDEN_POLL_SECONDS", 30)
 
+# --- The JSON API and webhooks (docs/api.md) --------------------------------------
+# Requests a minute per token (or signed-in person); 0: no limit.
+SORAWEB_API_RATE_LIMIT = env_int("SORAWEB_API_RATE_LIMIT", 120)
+# A failed delivery is retried after BACKOFF s, doubling (at most an hour), until GIVE_UP_AFTER s.
+SORAWEB_WEBHOOK_BACKOFF = env_int("SORAWEB_WEBHOOK_BACKOFF", 30)
+SORAWEB_WEBHOOK_GIVE_UP_AFTER = env_int("SORAWEB_WEBHOOK_GIVE_UP_AFTER", 24 * 3600)
+SORAWEB_WEBHOOK_CONNECT_TIMEOUT = env_int("SORAWEB_WEBHOOK_CONNECT_TIMEOUT", 5)
+SORAWEB_WEBHOOK_READ_TIMEOUT = env_int("SORAWEB_WEBHOOK_READ_TIMEOUT", 10)
+
 # --- Celery: the row is the truth, Redis only rings the doorbell ---------------
 # Unset: the embedded Redis under DATA_DIR. Settings only name it; the processes that
 # need it (runstack, a Celery worker or beat, the test setup) start it.
@@ -377,4 +389,5 @@ CELERY_TASK_SOFT_TIME_LIMIT = SORA_DOWNLOAD_TIMEOUT + 60
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "sweep": {"task": "jobs.tasks.sweep", "schedule": float(SORA_SWEEP_INTERVAL)},
+    "webhooks": {"task": "api.tasks.webhook_sweep", "schedule": float(SORA_SWEEP_INTERVAL)},
 }

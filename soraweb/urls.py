@@ -2,6 +2,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from api.v1 import urls as api_urls
 from jobs.health import healthz
 
 urlpatterns = [
@@ -19,5 +20,7 @@ urlpatterns = [
     ),
     path("", include("handover.urls")),
     path("library/", include("library.urls")),
+    path("api/v1/", api_urls()),
+    path("account/", include("api.urls")),
     path("", include("jobs.urls")),
 ]

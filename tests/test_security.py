@@ -23,6 +23,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
+from api.models import ApiToken, Webhook, WebhookDelivery
 from jobs import media
 from jobs.models import VideoJob
 from tests.factories import image_bytes, make_job, tiny_mp4
@@ -89,6 +90,11 @@ class World:
 
         self.board = Board.objects.create(name="Picks", created_by=alice)
         self.favourite = Favourite.objects.create(user=alice, job=self.job)
+        self.token, _ = ApiToken.issue(alice, "alice's script")
+        self.hook = Webhook.objects.create(owner=alice, url="https://hooks.example/soraweb")
+        self.delivery = WebhookDelivery.objects.create(
+            webhook=self.hook, job=self.job, event="test", payload={}
+        )
 
     def url(self, route, name):
         """route with its parameters filled in from this world."""
@@ -103,11 +109,18 @@ class World:
             "admin/handover/sharelink/": self.share.pk,
             "admin/library/board/": self.board.pk,
             "admin/library/favourite/": self.favourite.pk,
+            "admin/api/apitoken/": self.token.pk,
+            "admin/api/webhook/": self.hook.pk,
+            "admin/api/webhookdelivery/": self.delivery.pk,
         }
+        # The API pages act on alice's token and webhook.
+        own_rows = {"api:revoke_token": self.token.pk, "api:webhook_test": self.hook.pk}
+        own_rows["api:webhook_delete"] = self.hook.pk
         values = {
-            "pk": {"jobs:cancel": self.live.pk, "handover:revoke": self.share.pk}.get(
+            "pk": {"jobs:cancel": self.live.pk, "handover:revoke": self.share.pk, **own_rows}.get(
                 name, self.board.pk if name.startswith("library:") and name != "library:star" else self.job.pk
             ),
+            "job_id": self.live.pk if name == "api-v1:job_cancel" else self.job.pk,
             "token": self.share_token if name.startswith("handover:") else media.reference_token(self.job),
             "group": self.job.group,
             "id": self.alice.pk,
@@ -180,6 +193,8 @@ def expected(actor, method, name):
         return OK
     if name.startswith("admin:") or name.startswith("(unnamed) admin/"):
         return expected_in_admin(actor, method, name)
+    if name.startswith(("api-v1:", "(unnamed) api/v1/")):
+        return expected_in_api(actor, method, name)
     if not signed_in:
         return SIGN_IN  # The middleware, before any view runs.
     if name == "logout":
@@ -204,6 +219,12 @@ def expected(actor, method, name):
         return REDIRECT
     if name == "jobs:delete":
         return {"outsider": HIDDEN, "teammate": FORBIDDEN}.get(actor, OK if method == "GET" else REDIRECT)
+    if name in ("api:tokens", "api:webhooks"):
+        return OK  # A POST without fields shows the form's errors.
+    if name in ("api:revoke_token", "api:webhook_test", "api:webhook_delete"):
+        if method == "GET":
+            return NOT_ALLOWED
+        return REDIRECT if actor == "owner" else HIDDEN  # Only your own; staff revoke in the admin.
     if name in ("jobs:keep", "jobs:retry_group"):
         if method == "GET":
             return NOT_ALLOWED
@@ -259,6 +280,41 @@ def expected(actor, method, name):
     raise AssertionError(f"no expectation for {name}: add one")
 
 
+# The API's paths by route name (ninja names each method's route; they share the path).
+API_PATHS = {
+    "api-v1:jobs": "jobs", "api-v1:jobs_list": "jobs", "api-v1:job": "job", "api-v1:job_delete": "job",
+    "api-v1:job_video": "file", "api-v1:job_poster": "file", "api-v1:job_cancel": "cancel",
+    "api-v1:job_retry": "retry",
+}  # fmt: skip
+API_METHODS = {
+    "jobs": ("GET", "POST"),
+    "job": ("GET",),
+    "file": ("GET",),
+    "cancel": ("POST",),
+    "retry": ("POST",),
+}
+
+
+def expected_in_api(actor, method, name):
+    """The JSON API with a session (the test client skips CSRF); ninja refuses a method before asking who."""
+    if name in ("api-v1:openapi-json", "api-v1:openapi-view"):
+        return PUBLIC if method == "GET" else NOT_ALLOWED
+    if name.startswith("(unnamed)") or name == "api-v1:api-root":
+        return HIDDEN  # No such API path: a JSON 404.
+    path = API_PATHS[name]
+    if method not in API_METHODS[path]:
+        return NOT_ALLOWED
+    if actor == "anonymous":
+        return "401"
+    if path == "jobs":
+        return OK if method == "GET" else "422"  # A create with no fields is invalid.
+    if actor == "outsider":
+        return HIDDEN
+    if path == "cancel":
+        return FORBIDDEN if actor == "teammate" else OK
+    return "201" if path == "retry" else OK
+
+
 # What staff get from the admin's pages (GET, then POST with no fields: a form
 # shown again, a confirmation asked again). A non-staff person signed in is sent
 # to the admin's own sign-in page, whatever the page.
@@ -276,9 +332,12 @@ ADMIN_FOR_STAFF = {
     "admin:jobs_videojob_add": (FORBIDDEN, FORBIDDEN),
     # Share links are made on the video page (the token is shown once), never in admin.
     "admin:handover_sharelink_add": (FORBIDDEN, FORBIDDEN),
+    # A token is shown once when made, so only its owner's page makes them; the sweep makes deliveries.
+    "admin:api_apitoken_add": (FORBIDDEN, FORBIDDEN),
+    "admin:api_webhookdelivery_add": (FORBIDDEN, FORBIDDEN),
 }
 # Every field read-only: saving the change form saves nothing and goes back to the list.
-READ_ONLY_IN_ADMIN = ("jobs_videojob", "axes_", "handover_sharelink")
+READ_ONLY_IN_ADMIN = ("jobs_videojob", "axes_", "handover_sharelink", "api_apitoken", "api_webhookdelivery")
 
 
 def expected_in_admin(actor, method, name):
@@ -415,7 +474,11 @@ def test_every_post_without_a_csrf_token_is_refused_and_changes_nothing(who, ali
             url = world.url(route, name)
             before = world.state()
             response = client.post(url, {"prompt": "forged", "model": "openAiSora2Plus"})
-            if response.status_code != 403 or b"CSRF verification failed" not in response.content:
+            refused = response.status_code == 403 and b"CSRF verification failed" in response.content
+            # The API: no session to forge (401), or no POST at that path (405).
+            if name in API_PATHS and response.status_code in ((401, 405) if who == "anonymous" else (405,)):
+                refused = True
+            if not refused:
                 wrong.append(f"POST {url} ({name}): {response.status_code}")
             if b"<style" in response.content or b"<script>" in response.content:
                 wrong.append(f"POST {url} ({name}): the refusal page has inline code the CSP blocks")
