@@ -14,7 +14,7 @@ from pathlib import Path
 from bench import environment
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results.json"
-GROUPS = ("gallery", "submit", "sweep", "download", "polls", "throughput", "notify")
+GROUPS = ("gallery", "submit", "sweep", "download", "s3", "polls", "throughput", "notify")
 FIRST_ROWS = 100
 ALL_ROWS = 100_000
 
@@ -51,6 +51,7 @@ def run(env, groups):
 
     from bench import data, desk, measure, pipeline, web
     from bench.download import download
+    from bench.s3_upload import s3_upload
     from bench.sweep import sweep
     from jobs.models import VideoJob
 
@@ -69,6 +70,7 @@ def run(env, groups):
         "submit": lambda: web.submit(results),
         "sweep": lambda: sweep(results),
         "download": lambda: download(results),
+        "s3": lambda: s3_upload(results),
         "polls": lambda: pipeline.polls(results, team[1]),
         "throughput": lambda: pipeline.throughput(results, team[2]),
         "notify": lambda: desk.notify_and_desk(results, team[0]),
