@@ -255,6 +255,8 @@ if S3_BUCKET:
             "secret_key": env_secret("S3_SECRET_ACCESS_KEY") or None,
             "querystring_auth": True,
             "querystring_expire": 3600,
+            # Signature v4: what AWS's newer regions and S3-compatible servers require.
+            "signature_version": "s3v4",
             "file_overwrite": False,
         },
     }

@@ -95,8 +95,11 @@ def sim(simulator):
 @pytest.fixture(scope="session")
 def s3_server():
     """A real S3 API over HTTP on a free port (moto's server mode); nothing below boto3 is faked."""
+    import logging
+
     from moto.server import ThreadedMotoServer
 
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # A line per request otherwise.
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()

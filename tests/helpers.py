@@ -2,6 +2,7 @@
 
 import secrets
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -22,6 +23,22 @@ def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def listening(port, host="127.0.0.1"):
+    with socket.socket() as sock:
+        return sock.connect_ex((host, port)) == 0
+
+
+def gunicorn(processes, port, name="web", *options):
+    """Start web as compose does (gunicorn) on 127.0.0.1:port; wait until it listens."""
+    proc = processes.start(
+        name, sys.executable, "-m", "gunicorn", "soraweb.wsgi:application", f"--bind=127.0.0.1:{port}",
+        "--timeout=120", *(options or ("--workers=2", "--threads=4")),
+    )  # fmt: skip
+    wait_for(lambda: listening(port) or proc.poll() is not None, timeout=60, message=f"{name} to listen")
+    assert proc.poll() is None, processes.logs()
+    return proc
 
 
 class S3Bucket:
@@ -50,7 +67,7 @@ class S3Bucket:
             "S3_SECRET_ACCESS_KEY": self.secret_key,
         }
 
-    def keys(self):
+    def object_keys(self):
         pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name)
         return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
 
@@ -62,7 +79,7 @@ class S3Bucket:
             self.client.abort_multipart_upload(
                 Bucket=self.name, Key=upload["Key"], UploadId=upload["UploadId"]
             )
-        for key in self.keys():
+        for key in self.object_keys():
             self.client.delete_object(Bucket=self.name, Key=key)
 
 
