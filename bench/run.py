@@ -15,8 +15,8 @@ from bench import environment
 
 RESULTS_FILE = Path(__file__).resolve().parent / "results.json"
 GROUPS = (
-    "gallery", "library", "submit", "api", "sweep", "download", "polls", "adaptive", "throughput", "notify",
-    "zip",
+    "gallery", "library", "submit", "api", "sweep", "download", "s3", "polls", "adaptive", "throughput",
+    "notify", "zip",
 )  # fmt: skip
 FIRST_ROWS = 100
 ALL_ROWS = 100_000
@@ -55,6 +55,7 @@ def run(env, groups):
     from bench import adaptive, api, data, desk, measure, pipeline, web
     from bench.download import download
     from bench.library import library
+    from bench.s3_upload import s3_upload
     from bench.sweep import sweep
     from bench.zip_export import zip_export
     from jobs.models import VideoJob
@@ -76,6 +77,7 @@ def run(env, groups):
         "api": lambda: api.api(results, team[0]),
         "sweep": lambda: sweep(results),
         "download": lambda: download(results),
+        "s3": lambda: s3_upload(results),
         "polls": lambda: pipeline.polls(results, team[1]),
         "adaptive": lambda: adaptive.adaptive(results, team[1]),
         "throughput": lambda: pipeline.throughput(results, team[2]),

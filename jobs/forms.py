@@ -149,8 +149,9 @@ class VideoJobForm(forms.ModelForm):
 
     @property
     def references_allowed(self):
-        """The gateway fetches a reference image by URL, so without a public address there is none."""
-        return bool(settings.PUBLIC_BASE_URL)
+        """The gateway fetches a reference image by URL: a presigned one on the bucket, or
+        a signed link to soraweb's public address; with neither there is none."""
+        return bool(settings.PUBLIC_BASE_URL or settings.S3_BUCKET)
 
     def model_choices(self):
         """The model radios, each with the sentence that tells Plus and Pro apart."""

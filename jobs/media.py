@@ -1,5 +1,7 @@
 """Files: fetching and verifying finished videos, posters, and reference-image links."""
 
+import logging
+import mimetypes
 import re
 import subprocess
 import time
@@ -17,12 +19,14 @@ from django.conf import settings
 from django.core import signing
 from django.core.files import File
 from django.core.files.base import ContentFile
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage
 from django.db.models.fields.files import FieldFile
 from django.urls import reverse
 from PIL import Image, UnidentifiedImageError
 
 from jobs import params, upstream
+
+logger = logging.getLogger(__name__)
 
 CHUNK = 64 * 1024
 # Posters and reference images are shown far smaller than they are stored (a gallery
@@ -116,9 +120,68 @@ def clean_staging(older_than: timedelta) -> None:
                 path.unlink()
 
 
+# Parts of a multipart upload to object storage: memory stays near CHUNK x CONCURRENCY
+# whatever the video's size (bench/s3_upload_child.py measures it).
+S3_PART_BYTES = 8 * 2**20
+S3_PART_CONCURRENCY = 2
+
+
 def _store(path: Path, name: str) -> str:
-    with open(path, "rb") as handle:
-        return default_storage.save(name, StagedFile(handle, name=str(path)))
+    """Put a staged, verified file at name (or a free name beside it) and return where it went.
+
+    On disk it is a rename. On object storage it is a managed upload from the file, in
+    parts: S3 shows an object under its key only once the upload completes, so nobody
+    ever sees half a video there either. A worker killed mid-upload leaves only parts
+    of an unfinished upload, invisible under the key; the download is retried and
+    abort_stale_uploads clears the parts.
+    """
+    if isinstance(default_storage, FileSystemStorage) or not hasattr(default_storage, "bucket"):
+        with open(path, "rb") as handle:
+            return default_storage.save(name, StagedFile(handle, name=str(path)))
+    from boto3.s3.transfer import TransferConfig
+
+    name = default_storage.get_available_name(name)
+    default_storage.bucket.upload_file(
+        str(path),
+        name,
+        ExtraArgs={"ContentType": mimetypes.guess_type(name)[0] or "application/octet-stream"},
+        Config=TransferConfig(
+            multipart_threshold=S3_PART_BYTES,
+            multipart_chunksize=S3_PART_BYTES,
+            max_concurrency=S3_PART_CONCURRENCY,
+        ),
+    )
+    return name
+
+
+_next_abort_check = 0.0
+
+
+def abort_stale_uploads(older_than: timedelta, *, every: float = 0) -> int:
+    """Abort unfinished multipart uploads (a killed worker's) older than older_than; how many.
+
+    Their parts are billed storage until aborted. A bucket lifecycle rule
+    (AbortIncompleteMultipartUpload) does the same; this covers buckets without one.
+    every: at most one listing per that many seconds in this process (the sweep runs often).
+    """
+    global _next_abort_check
+    bucket = getattr(default_storage, "bucket", None)
+    if bucket is None or time.monotonic() < _next_abort_check:
+        return 0
+    _next_abort_check = time.monotonic() + every
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    cutoff = time.time() - older_than.total_seconds()
+    aborted = 0
+    try:
+        for upload in bucket.multipart_uploads.all():
+            if upload.initiated.timestamp() < cutoff:
+                upload.abort()
+                aborted += 1
+    except (BotoCoreError, ClientError) as exc:
+        # Left for the next check; the sweep's own work must go on.
+        logger.warning("could not list unfinished uploads in the bucket: %s", type(exc).__name__)
+    return aborted
 
 
 def delete_files(job: Any) -> None:
@@ -246,7 +309,14 @@ def job_pk_from_reference_token(token: str) -> int | None:
 
 
 def reference_url(job: Any) -> str:
-    """An unguessable, expiring public link to the job's reference image."""
+    """An unguessable, expiring link the gateway can fetch the job's reference image from.
+
+    On object storage, a presigned GET on the bucket: no public address for soraweb
+    itself is needed. Otherwise a signed link to soraweb at PUBLIC_BASE_URL.
+    """
+    storage = job.reference_image.storage
+    if settings.S3_BUCKET and hasattr(storage, "bucket"):
+        return storage.url(job.reference_image.name, expire=REFERENCE_LINK_MAX_AGE)
     if not settings.PUBLIC_BASE_URL:
         raise upstream.Permanent(
             "The reference image cannot be sent: PUBLIC_BASE_URL is not set, so the video service "

@@ -92,6 +92,7 @@ def sweep():
     Heartbeat.beat("sweep")
     VideoJob.fail_overdue()
     media.clean_staging(older_than=download_lease())
+    media.abort_stale_uploads(older_than=download_lease(), every=download_lease().total_seconds())
     for pk, status, token in VideoJob.lease_due():
         if status == VideoJob.Status.PENDING:
             submit_job.delay(pk)

@@ -75,12 +75,28 @@ def env_secret(name, default=""):
     return env_str(name, default)
 
 
+def shares_services(database_url, redis_url):
+    """Whether this machine uses a database server and a Redis that other machines may share.
+
+    SQLite and the embedded Redis live in one data folder, so they are one machine's.
+    """
+    return bool(redis_url) and urlsplit(database_url).scheme not in ("", "sqlite")
+
+
 DATA_DIR = Path(env_str("DATA_DIR") or BASE_DIR / "data").resolve()
 DATA_DIR.mkdir(parents=True, exist_ok=True)
 
 DEBUG = env_bool("DEBUG", False)
 
 SECRET_KEY = env_secret("SECRET_KEY")
+if not SECRET_KEY and shares_services(env_str("DATABASE_URL"), env_str("REDIS_URL")):
+    # Sessions, CSRF tokens and signed links made by one machine must verify on the
+    # others: a key generated per data folder would differ on each.
+    raise ImproperlyConfigured(
+        "SECRET_KEY must be set, and the same, on every machine: DATABASE_URL and REDIS_URL "
+        "name shared servers, so web and workers may run on several machines, and a key "
+        "generated on each would not read the others' sign-ins and signed links."
+    )
 if not SECRET_KEY:
     # Generated once per data folder so sessions survive restarts without setup.
     key_file = DATA_DIR / "secret_key"
@@ -244,6 +260,8 @@ if S3_BUCKET:
             "secret_key": env_secret("S3_SECRET_ACCESS_KEY") or None,
             "querystring_auth": True,
             "querystring_expire": 3600,
+            # Signature v4: what AWS's newer regions and S3-compatible servers require.
+            "signature_version": "s3v4",
             "file_overwrite": False,
         },
     }

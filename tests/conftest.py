@@ -12,12 +12,12 @@ from unittest import mock
 import pytest
 from django.db import connection
 
-from tests.helpers import ROOT
+from tests.helpers import ROOT, S3Bucket, free_port
 
 # The lanes: `pytest -m "not slow"` (make check) runs what needs no process, browser or
 # server of its own. A test using one of these fixtures must say so with a marker, or
 # collection stops: the fast lane must not quietly grow slow, nor lose coverage to it.
-SLOW_FIXTURES = {"live_server", "processes", "stack", "studio", "browser", "simulator"}
+SLOW_FIXTURES = {"live_server", "processes", "stack", "studio", "browser", "simulator", "s3"}
 SLOW_MARKERS = ("slow", "integration", "browser")
 
 
@@ -90,6 +90,29 @@ def sim(simulator):
     """The session's simulator, with its tasks, log and faults cleared."""
     simulator.reset()
     return simulator
+
+
+@pytest.fixture(scope="session")
+def s3_server():
+    """A real S3 API over HTTP on a free port (moto's server mode); nothing below boto3 is faked."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # A line per request otherwise.
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    yield f"http://127.0.0.1:{port}"
+    server.stop()
+
+
+@pytest.fixture
+def s3(s3_server):
+    """A bucket of this test's own; .env is what an operator would set for it."""
+    bucket = S3Bucket(s3_server)
+    yield bucket
+    bucket.empty()
 
 
 def database_url():

@@ -30,6 +30,12 @@ os.environ.update(
     PUBLIC_BASE_URL="http://127.0.0.1:8000",
 )
 os.environ.pop("SORA_DEMO_MODE", None)
+# On PostgreSQL and a shared Redis (CI) the settings refuse to make up a key per machine;
+# the suite and the processes it starts are one machine, so one key of the run's own.
+if os.environ.get("DATABASE_URL") and os.environ.get("REDIS_URL") and not os.environ.get("SECRET_KEY"):
+    import secrets
+
+    os.environ["SECRET_KEY"] = secrets.token_urlsafe(50)
 
 
 def worker_redis_url(url, worker, count):

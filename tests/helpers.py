@@ -1,6 +1,8 @@
 """Plain helpers shared by test modules (fixtures live in conftest.py)."""
 
+import secrets
 import socket
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +23,64 @@ def free_port():
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
+
+
+def listening(port, host="127.0.0.1"):
+    with socket.socket() as sock:
+        return sock.connect_ex((host, port)) == 0
+
+
+def gunicorn(processes, port, name="web", *options):
+    """Start web as compose does (gunicorn) on 127.0.0.1:port; wait until it listens."""
+    proc = processes.start(
+        name, sys.executable, "-m", "gunicorn", "soraweb.wsgi:application", f"--bind=127.0.0.1:{port}",
+        "--timeout=120", *(options or ("--workers=2", "--threads=4")),
+    )  # fmt: skip
+    wait_for(lambda: listening(port) or proc.poll() is not None, timeout=60, message=f"{name} to listen")
+    assert proc.poll() is None, processes.logs()
+    return proc
+
+
+class S3Bucket:
+    """A fresh bucket on an S3 server, with credentials of its own to look for in pages and logs."""
+
+    def __init__(self, endpoint):
+        import boto3
+
+        self.endpoint = endpoint
+        self.name = f"soraweb-{secrets.token_hex(4)}"
+        self.access_key = "AKIA" + secrets.token_hex(8).upper()
+        self.secret_key = "s3secret" + secrets.token_hex(16)
+        self.client = boto3.client(
+            "s3",
+            endpoint_url=endpoint,
+            region_name="us-east-1",
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+        )
+        self.client.create_bucket(Bucket=self.name)
+        self.env = {
+            "S3_BUCKET": self.name,
+            "S3_ENDPOINT_URL": endpoint,
+            "S3_REGION": "us-east-1",
+            "S3_ACCESS_KEY_ID": self.access_key,
+            "S3_SECRET_ACCESS_KEY": self.secret_key,
+        }
+
+    def object_keys(self):
+        pages = self.client.get_paginator("list_objects_v2").paginate(Bucket=self.name)
+        return sorted(item["Key"] for page in pages for item in page.get("Contents", []))
+
+    def unfinished_uploads(self):
+        return self.client.list_multipart_uploads(Bucket=self.name).get("Uploads", [])
+
+    def empty(self):
+        for upload in self.unfinished_uploads():
+            self.client.abort_multipart_upload(
+                Bucket=self.name, Key=upload["Key"], UploadId=upload["UploadId"]
+            )
+        for key in self.object_keys():
+            self.client.delete_object(Bucket=self.name, Key=key)
 
 
 # --- In the browser -------------------------------------------------------------------
