@@ -17,6 +17,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 
+import audit
 from jobs import files, media, submission
 from jobs.forms import VideoJobForm
 from jobs.models import VideoJob
@@ -295,6 +296,7 @@ def retry(request, pk):
 def cancel(request, pk):
     job = _manageable_job(request, pk)
     if job.cancel():
+        audit.record(request.user, "cancelled", job)
         messages.success(
             request,
             "Cancelled: soraweb stopped tracking this job. If the service had already started it, "
@@ -315,6 +317,7 @@ def delete(request, pk):
         return redirect("jobs:detail", pk=job.pk)
     if request.method == "POST":
         media.delete_files(job)
+        audit.record(request.user, "deleted", job)
         job.delete()
         messages.success(request, "The job and its files were deleted.")
         return redirect("jobs:gallery")

@@ -121,6 +121,8 @@ INSTALLED_APPS = [
     "axes",
     "csp",
     "jobs",
+    "spend",
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -155,6 +157,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "jobs.context_processors.soraweb",
+                "spend.context_processors.budget_banner",
             ],
         },
     },
@@ -326,6 +329,10 @@ SORAWEB_LIMIT_ACTIVE_JOBS = env_limit("SORAWEB_LIMIT_ACTIVE_JOBS", 5)
 SORAWEB_LIMIT_JOBS_PER_DAY = env_limit("SORAWEB_LIMIT_JOBS_PER_DAY", 50)
 # In the gateway's currency, as its `cost` field reports it.
 SORAWEB_LIMIT_MONTHLY_SPEND = env_limit("SORAWEB_LIMIT_MONTHLY_SPEND", Decimal("100"), kind=Decimal)
+# The whole team's per calendar month, changeable in admin (Team budget); 0 means none.
+SORAWEB_TEAM_MONTHLY_BUDGET = env_limit("SORAWEB_TEAM_MONTHLY_BUDGET", Decimal("0"), kind=Decimal)
+# Who a refusal at the budget tells people to ask; empty: the staff's usernames.
+SORAWEB_BUDGET_CONTACT = env_str("SORAWEB_BUDGET_CONTACT")
 
 # --- Celery: the row is the truth, Redis only rings the doorbell ---------------
 # Unset: the embedded Redis under DATA_DIR. Settings only name it; the processes that

@@ -17,5 +17,7 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
+    path("spend/", include("spend.urls")),
+    path("audit/", include("audit.urls")),
     path("", include("jobs.urls")),
 ]
