@@ -22,8 +22,10 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
+from audit.models import AuditEvent
 from jobs import media
 from jobs.models import VideoJob
+from spend.models import TeamBudget
 from tests.factories import image_bytes, make_job, tiny_mp4
 from tests.helpers import ROOT
 
@@ -75,6 +77,8 @@ class World:
         )
         self.access_log = AccessLog.objects.create(**common)
         self.failure_log = AccessFailureLog.objects.create(**common, locked_out=False)
+        self.budget, _ = TeamBudget.objects.get_or_create(pk=1)
+        self.event = AuditEvent.objects.create(actor_name="alice", action="submitted", job_id=self.job.pk)
 
     def url(self, route, name):
         """route with its parameters filled in from this world."""
@@ -85,6 +89,8 @@ class World:
             "admin/axes/accessattempt/": self.attempt.pk,
             "admin/axes/accesslog/": self.access_log.pk,
             "admin/axes/accessfailurelog/": self.failure_log.pk,
+            "admin/spend/teambudget/": self.budget.pk,
+            "admin/audit/auditevent/": self.event.pk,
             "admin/r/": self.job.pk,
         }
         values = {
@@ -94,7 +100,7 @@ class World:
             "content_type_id": ContentType.objects.get_for_model(VideoJob).pk,
             "object_id": next((pk for prefix, pk in objects.items() if route.startswith(prefix)), None),
         }
-        if route == "admin/^(?P<app_label>auth|axes|jobs)/$":
+        if route.startswith("admin/^(?P<app_label>"):
             return "/admin/jobs/"
         if route == "admin/(?P<url>.*)$":
             return "/admin/no-such-page/"
@@ -186,6 +192,10 @@ def expected(actor, method, name):
         if method == "POST":
             return NOT_ALLOWED  # Refused before the job is even looked up.
         return HIDDEN if actor == "outsider" else OK
+    if name in ("spend:page", "spend:export"):
+        return OK if method == "GET" else NOT_ALLOWED
+    if name == "audit:events":
+        return NOT_ALLOWED if method == "POST" else OK if actor == "staff" else FORBIDDEN
     raise AssertionError(f"no expectation for {name}: add one")
 
 
@@ -204,6 +214,14 @@ ADMIN_FOR_STAFF = {
     "(unnamed) admin/(?P<url>.*)$": (HIDDEN, HIDDEN),
     # Jobs are made by the studio's form, never in admin.
     "admin:jobs_videojob_add": (FORBIDDEN, FORBIDDEN),
+    # One budget row: the list opens it; nobody adds or deletes one. The audit record is read-only.
+    "admin:spend_teambudget_changelist": (REDIRECT, REDIRECT),
+    "admin:spend_teambudget_change": (OK, REDIRECT),  # An empty amount is valid: the server default.
+    "admin:spend_teambudget_add": (FORBIDDEN, FORBIDDEN),
+    "admin:spend_teambudget_delete": (FORBIDDEN, FORBIDDEN),
+    "admin:audit_auditevent_add": (FORBIDDEN, FORBIDDEN),
+    "admin:audit_auditevent_change": (OK, FORBIDDEN),
+    "admin:audit_auditevent_delete": (FORBIDDEN, FORBIDDEN),
 }
 # Every field read-only: saving the change form saves nothing and goes back to the list.
 READ_ONLY_IN_ADMIN = ("jobs_videojob", "axes_")
