@@ -72,7 +72,9 @@ def grouped(first: date):
     return (
         Usage.objects.filter(day__gte=first, day__lt=following_month(first))
         .alias(job_status=status, job_cost=cost)
-        .annotate(job_model=Coalesce("job__model", "model"), job_duration=Coalesce("job__duration", "duration"))
+        .annotate(
+            job_model=Coalesce("job__model", "model"), job_duration=Coalesce("job__duration", "duration")
+        )
         .values("user_id", "day", "job_model", "job_duration")
         .annotate(
             jobs=Count("pk"),
