@@ -163,6 +163,8 @@ class VideoJob(models.Model):
             models.Index(fields=["-created_at", "-id"], name="job_newest"),
             models.Index(fields=["status", "-created_at"], name="job_status_newest"),
             models.Index(fields=["owner", "-created_at"], name="job_owner_newest"),
+            # What changed since a moment: the spend page's cached summaries ask.
+            models.Index(fields=["updated_at"], name="job_updated"),
             models.Index(
                 fields=["next_check_at"],
                 condition=Q(status__in=["pending", "submitting", "queued", "processing", "downloading"]),
@@ -195,6 +197,7 @@ class VideoJob(models.Model):
             duration=self.duration,
             status=self.status,
             seconds=self.actual_duration if self.status == self.Status.SUCCEEDED else None,
+            changed_at=timezone.now(),
         )
         return super().delete(*args, **kwargs)
 
@@ -526,11 +529,14 @@ class Usage(models.Model):
     duration = models.PositiveSmallIntegerField(null=True, blank=True)
     status = models.CharField(max_length=16, blank=True)
     seconds = models.FloatField("seconds delivered", null=True, blank=True)
+    # When this row last changed: the spend page's cached summaries check it.
+    changed_at = models.DateTimeField(auto_now=True, null=True)
 
     class Meta:
         indexes = [
             models.Index(fields=["user", "created_at"], name="usage_user_created"),
             models.Index(fields=["day", "user"], name="usage_day_user"),
+            models.Index(fields=["changed_at"], name="usage_changed"),
         ]
 
     def __str__(self):

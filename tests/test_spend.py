@@ -3,7 +3,7 @@ and that deleting videos never changes history."""
 
 import csv
 import io
-from datetime import timedelta
+from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from jobs import submission
 from jobs.models import Usage, VideoJob
-from spend import budget, figures
+from spend import budget, figures, summaries
 from tests.factories import make_job
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media", "submitted")]
@@ -199,6 +199,7 @@ def test_the_page_costs_the_same_queries_for_few_and_many_jobs(client, alice, bo
     job(alice)
 
     def queries():
+        client.get(reverse("spend:page"))  # Summaries exist: later views only check and rebuild.
         with CaptureQueriesContext(connection) as captured:
             assert client.get(reverse("spend:page")).status_code == 200
         return len(captured)
@@ -208,6 +209,24 @@ def test_the_page_costs_the_same_queries_for_few_and_many_jobs(client, alice, bo
         job(bob if n % 2 else alice, model=PRO if n % 3 else VideoJob.Model.PLUS, duration=4 + 4 * (n % 3))
 
     assert queries() == few
+
+
+def test_a_day_is_summarised_again_only_after_one_of_its_jobs_changes(alice):
+    first = this_month()
+    quiet, busy = first, first + timedelta(days=1)
+    jobs = {day: job(alice) for day in (quiet, busy)}
+    for day, made in jobs.items():
+        moment = timezone.make_aware(datetime.combine(day, time(12)))
+        VideoJob.objects.filter(pk=made.pk).update(created_at=moment, updated_at=moment)
+        Usage.objects.filter(job=made).update(created_at=moment, day=day, changed_at=moment)
+    later = timezone.now() + timedelta(days=40)
+    summaries.refresh(first, now=later)
+
+    assert summaries.refresh(first, now=later + timedelta(minutes=5)) == set()
+    changed = later + timedelta(minutes=6)
+    VideoJob.objects.filter(pk=jobs[busy].pk).update(cost=Decimal("9"), updated_at=changed)
+    assert summaries.refresh(first, now=later + timedelta(minutes=10)) == {busy}
+    assert figures.month(alice, first).team.known_cost == Decimal("9.40")
 
 
 def test_the_chart_draws_a_bar_per_day_with_cost_and_says_what_it_shows(client, alice):
