@@ -1,26 +1,27 @@
 """The team's monthly budget: what counts against it, the banner, and the refusal.
 
-The month counts the known costs of its submitted jobs (deleted ones too: their
-Usage rows keep the cost), plus, for each job still in progress whose cost is
-not known yet, the month's average known cost per job. Without that estimate a
-submission would never change the count, so two people submitting at once near
-the end of the budget would both get through, and so would any number more.
+The month counts the known costs of its submitted jobs (deleted ones too: their Usage
+rows keep the cost), read from the spend page's per-day summaries, plus, for each job
+still in progress whose cost is not known yet, the month's average known cost per job.
+Without that estimate a submission would never change the count, so two people
+submitting at once near the end of the budget would both get through, and so would
+any number more.
 """
 
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.db.models import Count, Q, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Sum
 from django.utils import timezone
 
-from jobs.models import Usage, VideoJob
-from spend.models import TeamBudget
+from jobs.models import VideoJob
+from spend import summaries
+from spend.models import DaySummary, TeamBudget
 
 WARN_AT = Decimal("0.8")
 BANNER_CACHE_KEY = "spend:banner"
@@ -62,16 +63,23 @@ def this_month(now: datetime | None = None, row: TeamBudget | None = None) -> Mo
     budget = amount(row)
     if not budget:
         return Month(budget, Decimal(0), 0, Decimal(0))
-    first, following = month_of(now or timezone.now())
-    cost = Coalesce("cost", "job__cost")
-    figures = Usage.objects.filter(day__gte=first, day__lt=following).aggregate(
-        known=Sum(cost),
-        priced=Count("pk", filter=Q(cost__isnull=False) | Q(job__cost__isnull=False)),
-        in_progress=Count("pk", filter=Q(job__status__in=VideoJob.ACTIVE, job__cost__isnull=True)),
+    now = now or timezone.now()
+    first, following = month_of(now)
+    summaries.refresh(first, now)
+    figures = DaySummary.objects.filter(day__gte=first, day__lt=following).aggregate(
+        known=Sum("known_cost"), jobs=Sum("jobs"), unknown=Sum("unknown_cost")
     )
+    zone = timezone.get_current_timezone()
+    in_progress = VideoJob.objects.filter(
+        status__in=VideoJob.ACTIVE,
+        cost__isnull=True,
+        created_at__gte=datetime.combine(first, time.min, tzinfo=zone),
+        created_at__lt=datetime.combine(following, time.min, tzinfo=zone),
+    ).count()
     known = figures["known"] or Decimal(0)
-    estimate = known / figures["priced"] if figures["priced"] else Decimal(0)
-    return Month(budget, known, figures["in_progress"], estimate)
+    priced = (figures["jobs"] or 0) - (figures["unknown"] or 0)
+    estimate = known / priced if priced else Decimal(0)
+    return Month(budget, known, in_progress, estimate)
 
 
 def lock() -> TeamBudget:

@@ -11,11 +11,14 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
+from django.core.cache import cache
 from django.db.models import Sum
 
 from jobs.models import VideoJob
 from spend import summaries
 from spend.models import DaySummary
+
+CACHE_SECONDS = 600
 
 
 @dataclass
@@ -30,6 +33,15 @@ class Figures:
     @classmethod
     def of(cls, row: dict[str, Any]) -> "Figures":
         return cls(**{name: row[name] or 0 for name in summaries.FIGURES})
+
+    @property
+    def cells(self) -> tuple[str, ...]:
+        """The table cells, formatted here: a page shows a hundred rows, and template filters are slow."""
+        charged = f"{self.charged_failures}"
+        if self.charged_failures:
+            charged += f" ({self.charged_failures_cost:.2f})"
+        known = f"{self.known_cost:.2f}"
+        return (str(self.jobs), f"{self.seconds:.0f}", known, str(self.unknown_cost), charged)
 
     def add(self, other: "Figures") -> None:
         for name in summaries.FIGURES:
@@ -65,12 +77,24 @@ def totals(rows: Any, *keys: str) -> list[tuple[Any, Figures]]:
 
 
 def month(user: Any, first: date) -> Month:
-    """first's month as user may see it: the summaries brought up to date, then three GROUP BYs."""
-    summaries.refresh(first)
+    """first's month as user may see it: the summaries brought up to date, then three GROUP BYs.
+
+    The three are cached under the summaries' version, so until a day is rebuilt a view
+    of the page costs only the few queries that check for changes.
+    """
+    version = summaries.refresh(first).version
     everyone = sees_everyone(user)
-    rows = DaySummary.objects.filter(day__gte=first, day__lt=summaries.following_month(first))
-    people = totals(rows if everyone else rows.filter(user=user), "user_id", "user__username")
-    per_day = dict(totals(rows, "day"))
+    key = f"spend:month:{first:%Y-%m}:{version}:{'all' if everyone else user.pk}"
+    sums = cache.get(key)
+    if sums is None:
+        rows = DaySummary.objects.filter(day__gte=first, day__lt=summaries.following_month(first))
+        sums = (
+            totals(rows if everyone else rows.filter(user=user), "user_id", "user__username"),
+            totals(rows, "day"),
+            totals(rows, "model", "duration"),
+        )
+        cache.set(key, sums, CACHE_SECONDS)
+    people, per_day, models = sums[0], dict(sums[1]), sums[2]
     team = Figures()
     for figures in per_day.values():
         team.add(figures)
@@ -86,7 +110,7 @@ def month(user: Any, first: date) -> Month:
         ),
         models=[
             (labels.get(model, model or "Not recorded"), seconds or None, figures)
-            for (model, seconds), figures in totals(rows, "model", "duration")
+            for (model, seconds), figures in models
         ],
         days=[
             (day, per_day.get((day,), Figures()))

@@ -6,6 +6,8 @@ costs hundreds of milliseconds. A day's figures change only when one of its jobs
 a deleted one: changed_at), so a day is summarised once and again only after such a change.
 """
 
+import hashlib
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -59,12 +61,19 @@ def grouped(first: date, days: Any = None):
     )
 
 
-def refresh(first: date, now: datetime | None = None) -> set[date]:
-    """Bring first's month's summaries up to date; returns the days rebuilt."""
+@dataclass(frozen=True)
+class Refreshed:
+    days: set[date]  # the days rebuilt
+    # Names the month's summaries as they now are: it changes whenever a day is rebuilt.
+    version: str
+
+
+def refresh(first: date, now: datetime | None = None) -> Refreshed:
+    """Bring first's month's summaries up to date."""
     now = now or timezone.now()
     today = timezone.localdate(now)
     if first > today:
-        return set()
+        return Refreshed(set(), "future")
     last = min(following_month(first), today + timedelta(days=1))
     days = {first + timedelta(days=n) for n in range((last - first).days)}
     done = dict(SummarisedDay.objects.filter(day__in=days).values_list("day", "computed_at"))
@@ -72,8 +81,11 @@ def refresh(first: date, now: datetime | None = None) -> set[date]:
     if done:
         stale |= changed_days(first, done)
     if stale:
-        rebuild(first, stale, now - MARGIN)
-    return stale
+        computed_at = now - MARGIN
+        rebuild(first, stale, computed_at)
+        done.update(dict.fromkeys(stale, computed_at))
+    version = hashlib.blake2b(repr(sorted(done.items())).encode(), digest_size=12).hexdigest()
+    return Refreshed(stale, version)
 
 
 def changed_days(first: date, done: dict[date, datetime]) -> set[date]:

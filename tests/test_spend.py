@@ -7,6 +7,7 @@ from datetime import datetime, time, timedelta
 from decimal import Decimal
 
 import pytest
+from django.core.cache import cache
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -26,6 +27,7 @@ PRO = VideoJob.Model.PRO
 def no_limits(settings):
     settings.SORAWEB_LIMIT_ACTIVE_JOBS = settings.SORAWEB_LIMIT_JOBS_PER_DAY = 0
     settings.SORAWEB_LIMIT_MONTHLY_SPEND = Decimal(0)
+    cache.clear()  # No figures cached by another test.
 
 
 def job(owner, status=Status.SUCCEEDED, cost="0.40", seconds=None, **fields):
@@ -142,6 +144,18 @@ def test_with_scope_own_a_person_sees_their_line_and_the_team_totals_but_no_one_
     assert "others (team)" in export and "7.0000" in export
 
 
+def test_figures_cached_for_staff_are_not_shown_to_someone_who_may_see_less(
+    client, settings, alice, bob, staff
+):
+    settings.SORAWEB_GALLERY_SCOPE = "own"
+    job(bob, cost="7.00")
+    client.force_login(staff)
+    assert "bob" in client.get(reverse("spend:page")).content.decode()
+    client.force_login(alice)
+
+    assert "bob" not in client.get(reverse("spend:page")).content.decode()
+
+
 def test_with_scope_team_everyone_sees_each_persons_line(client, settings, alice, bob):
     settings.SORAWEB_GALLERY_SCOPE = "team"
     job(alice)
@@ -222,10 +236,10 @@ def test_a_day_is_summarised_again_only_after_one_of_its_jobs_changes(alice):
     later = timezone.now() + timedelta(days=40)
     summaries.refresh(first, now=later)
 
-    assert summaries.refresh(first, now=later + timedelta(minutes=5)) == set()
+    assert summaries.refresh(first, now=later + timedelta(minutes=5)).days == set()
     changed = later + timedelta(minutes=6)
     VideoJob.objects.filter(pk=jobs[busy].pk).update(cost=Decimal("9"), updated_at=changed)
-    assert summaries.refresh(first, now=later + timedelta(minutes=10)) == {busy}
+    assert summaries.refresh(first, now=later + timedelta(minutes=10)).days == {busy}
     assert figures.month(alice, first).team.known_cost == Decimal("9.40")
 
 

@@ -1,4 +1,4 @@
-"""The spend page in chromium: the chart is drawn, axe finds nothing, a keyboard reaches everything."""
+"""The spend and audit pages in chromium: the chart drawn, axe clean, a keyboard reaches everything."""
 
 import re
 from datetime import datetime, time, timedelta
@@ -8,6 +8,7 @@ import pytest
 from axe_playwright_python.sync_playwright import Axe
 from django.utils import timezone
 
+import audit
 from jobs.models import Usage, VideoJob
 from spend import budget
 from tests.factories import make_job
@@ -90,5 +91,29 @@ def test_the_spend_page_draws_the_month_passes_axe_and_works_with_a_keyboard(
     previous = first - timedelta(days=1)
     page.wait_for_url(f"**/spend/?month={previous:%Y-%m}")
     assert page.get_by_role("heading", level=1).inner_text().endswith(f"{previous:%B %Y}")
+    assert_no_axe_violations(page)
+    assert page.console_errors == []
+
+
+def test_the_audit_page_passes_axe_and_filters_with_a_keyboard(live_server, page, staff, alice):
+    demo_month([alice, staff])
+    for made in VideoJob.objects.filter(owner=alice)[:3]:
+        audit.record(alice, "cancelled", made)
+    audit.record(staff, "budget_changed", target="team monthly budget", before="none", after="500.00")
+    sign_in(page, "staff", "staff-password-1")
+
+    page.goto("/audit/")
+    assert page.get_by_role("cell", name="Changed the team budget").is_visible()
+    assert_no_axe_violations(page)
+    tab_to(page, "el.id === 'id_action'")
+    page.keyboard.press("ArrowDown")  # Submitted a job
+    page.keyboard.press("ArrowDown")  # Retried a job
+    page.keyboard.press("ArrowDown")  # Cancelled a job
+    tab_to(page, "el.type === 'submit' && el.textContent.trim() === 'Show'")
+    page.keyboard.press("Enter")
+    page.wait_for_url("**/audit/?action=cancelled*")
+
+    assert page.get_by_role("row").count() == 4  # The header and three cancels.
+    screenshot(page, "audit")
     assert_no_axe_violations(page)
     assert page.console_errors == []
