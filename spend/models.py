@@ -56,6 +56,8 @@ class SummarisedDay(models.Model):
 
     day = models.DateField(primary_key=True)
     computed_at = models.DateTimeField()
+    # Of the day's figures: the month's cached totals stay valid while no digest changes.
+    digest = models.CharField(max_length=24)
 
     def __str__(self):
         return f"{self.day} as of {self.computed_at:%Y-%m-%d %H:%M:%S}"

@@ -37,9 +37,11 @@ def grouped(first: date, days: Any = None):
     """One row per (day, person, model, length) of first's month (only days, if given); one query."""
     status = Coalesce("job__status", "status")
     cost = Coalesce("cost", "job__cost")
-    rows = Usage.objects.filter(day__gte=first, day__lt=following_month(first))
-    if days is not None:
-        rows = rows.filter(day__in=days)
+    # Only one of the two filters: given both, SQLite reads the whole month's range of the index.
+    if days is None:
+        rows = Usage.objects.filter(day__gte=first, day__lt=following_month(first))
+    else:
+        rows = Usage.objects.filter(day__in=days)
     return (
         rows.alias(job_status=status, job_cost=cost)
         .annotate(
@@ -76,15 +78,15 @@ def refresh(first: date, now: datetime | None = None) -> Refreshed:
         return Refreshed(set(), "future")
     last = min(following_month(first), today + timedelta(days=1))
     days = {first + timedelta(days=n) for n in range((last - first).days)}
-    done = dict(SummarisedDay.objects.filter(day__in=days).values_list("day", "computed_at"))
+    marks = SummarisedDay.objects.filter(day__in=days).values_list("day", "computed_at", "digest")
+    done = {day: computed_at for day, computed_at, _ in marks}
+    digests = {day: digest for day, _, digest in marks}
     stale = days - done.keys()
     if done:
         stale |= changed_days(first, done)
     if stale:
-        computed_at = now - MARGIN
-        rebuild(first, stale, computed_at)
-        done.update(dict.fromkeys(stale, computed_at))
-    version = hashlib.blake2b(repr(sorted(done.items())).encode(), digest_size=12).hexdigest()
+        digests.update(rebuild(first, stale, now - MARGIN, digests))
+    version = hashlib.blake2b(repr(sorted(digests.items())).encode(), digest_size=12).hexdigest()
     return Refreshed(stale, version)
 
 
@@ -111,31 +113,44 @@ def changed_days(first: date, done: dict[date, datetime]) -> set[date]:
     return {day for day, changed_at in changes if day in done and changed_at > done[day]}
 
 
-def rebuild(first: date, days: set[date], computed_at: datetime) -> None:
-    rows = [
-        DaySummary(
-            day=row["day"],
-            user_id=row["user_id"],
-            model=row["group_model"],
-            duration=row["group_duration"],
-            **{name: row[name] or 0 for name in FIGURES},
+def rebuild(first: date, days: set[date], computed_at: datetime, digests: dict[date, str]) -> dict[date, str]:
+    """Summarise days again; returns each one's digest (of its figures)."""
+    by_day: dict[date, list[DaySummary]] = {day: [] for day in days}
+    for row in grouped(first, days):
+        by_day[row["day"]].append(
+            DaySummary(
+                day=row["day"],
+                user_id=row["user_id"],
+                model=row["group_model"],
+                duration=row["group_duration"],
+                **{name: row[name] or 0 for name in FIGURES},
+            )
         )
-        for row in grouped(first, days)
-    ]
+    fresh = {day: digest(rows) for day, rows in by_day.items()}
+    # Most changes (a poll, a lease) move no figure: then only the day's mark is written.
+    changed = [row for day, rows in by_day.items() if fresh[day] != digests.get(day) for row in rows]
     # Upserts: two views rebuilding the same day at once both write whole, equal groups,
     # and a group never disappears (Usage rows are never deleted, a job's model never changes).
     with transaction.atomic():
         DaySummary.objects.bulk_create(
-            rows,
+            changed,
             batch_size=500,
             update_conflicts=True,
             unique_fields=["day", "user", "model", "duration"],
             update_fields=list(FIGURES),
         )
         SummarisedDay.objects.bulk_create(
-            [SummarisedDay(day=day, computed_at=computed_at) for day in days],
+            [SummarisedDay(day=day, computed_at=computed_at, digest=fresh[day]) for day in days],
             batch_size=500,
             update_conflicts=True,
             unique_fields=["day"],
-            update_fields=["computed_at"],
+            update_fields=["computed_at", "digest"],
         )
+    return fresh
+
+
+def digest(rows: list[DaySummary]) -> str:
+    figures = sorted(
+        (row.user_id, row.model, row.duration, *(str(getattr(row, name)) for name in FIGURES)) for row in rows
+    )
+    return hashlib.blake2b(repr(figures).encode(), digest_size=12).hexdigest()

@@ -243,6 +243,21 @@ def test_a_day_is_summarised_again_only_after_one_of_its_jobs_changes(alice):
     assert figures.month(alice, first).team.known_cost == Decimal("9.40")
 
 
+def test_a_change_that_moves_no_figure_keeps_the_months_version(alice):
+    made = job(alice, status=Status.PROCESSING, cost=None)
+    first = this_month()
+    later = timezone.now() + timedelta(minutes=5)
+    before = summaries.refresh(first, now=later).version
+
+    VideoJob.objects.filter(pk=made.pk).update(status=Status.QUEUED, updated_at=later + timedelta(minutes=1))
+    polled = summaries.refresh(first, now=later + timedelta(minutes=5))
+    VideoJob.objects.filter(pk=made.pk).update(cost=Decimal("1"), updated_at=later + timedelta(minutes=6))
+    priced = summaries.refresh(first, now=later + timedelta(minutes=10))
+
+    assert polled.days == {timezone.localdate(made.created_at)} and polled.version == before
+    assert priced.version != before
+
+
 def test_the_chart_draws_a_bar_per_day_with_cost_and_says_what_it_shows(client, alice):
     job(alice, cost="0.40")
     job(alice, cost="0.60")
