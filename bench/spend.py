@@ -72,7 +72,8 @@ def one_day_changed(results, client, url):
     """
     today = timezone.localdate()
     todays = VideoJob.objects.filter(usage__day=today)
-    costs = itertools.cycle(["0.4000", "0.8000"])
+    # A new amount each time: a figure that came back to an earlier value would find its totals cached.
+    costs = (f"{0.4 + n / 10_000:.4f}" for n in itertools.count())
 
     def polled():
         todays.filter(pk=todays.values("pk")[:1]).update(updated_at=timezone.now())

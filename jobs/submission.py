@@ -145,8 +145,10 @@ def submit_many(user: Any, builds: list[Callable[[], VideoJob]]) -> list[VideoJo
         for build in builds:
             job = build()
             Usage.objects.create(user=user, job=job, created_at=job.created_at)
-            retried = {"retry_of": job.retry_of_id} if job.retry_of_id else {}
-            audit.record(user, "retried" if retried else "submitted", job, **retried)
+            if job.retry_of_id:
+                audit.record(user, "retried", job, retry_of=job.retry_of_id)
+            else:
+                audit.record(user, "submitted", job)
             jobs.append(job)
         # After commit, so the worker finds the rows it is told about.
         transaction.on_commit(lambda: [submit_job.delay(job.pk) for job in jobs])

@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.db import transaction
-from django.db.models import Case, Count, F, Q, Sum, Value, When
+from django.db.models import Case, Count, F, Q, QuerySet, Sum, Value, When
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -33,7 +33,7 @@ def following_month(first: date) -> date:
     return (first + timedelta(days=32)).replace(day=1)
 
 
-def grouped(first: date, days: Any = None):
+def grouped(first: date, days: Any = None) -> QuerySet:
     """One row per (day, person, model, length) of first's month (only days, if given); one query."""
     status = Coalesce("job__status", "status")
     cost = Coalesce("cost", "job__cost")
