@@ -5,6 +5,7 @@ seconds delivered) once it is deleted; while the job exists its own fields count
 deleting videos never changes a month's figures.
 """
 
+from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from decimal import Decimal
@@ -77,10 +78,10 @@ def totals(rows: Any, *keys: str) -> list[tuple[Any, Figures]]:
 
 
 def month(user: Any, first: date) -> Month:
-    """first's month as user may see it: the summaries brought up to date, then three GROUP BYs.
+    """first's month as user may see it: the summaries brought up to date, then two GROUP BYs.
 
-    The three are cached under the summaries' version, so until a day is rebuilt a view
-    of the page costs only the few queries that check for changes.
+    The two are cached under the summaries' version, so until a day's figures change a
+    view of the page costs only the few queries that check for changes.
     """
     version = summaries.refresh(first).version
     everyone = sees_everyone(user)
@@ -90,14 +91,17 @@ def month(user: Any, first: date) -> Month:
         rows = DaySummary.objects.filter(day__gte=first, day__lt=summaries.following_month(first))
         sums = (
             totals(rows if everyone else rows.filter(user=user), "user_id", "user__username"),
-            totals(rows, "day"),
-            totals(rows, "model", "duration"),
+            # A few hundred rows at most: the days and the models are added up from them here.
+            totals(rows, "day", "model", "duration"),
         )
         cache.set(key, sums, CACHE_SECONDS)
-    people, per_day, models = sums[0], dict(sums[1]), sums[2]
-    team = Figures()
-    for figures in per_day.values():
+    people, by_day_and_model = sums
+    team, per_day, per_model = Figures(), defaultdict(Figures), defaultdict(Figures)
+    for (day, model, seconds), figures in by_day_and_model:
         team.add(figures)
+        per_day[day].add(figures)
+        per_model[model, seconds].add(figures)
+    models = sorted(per_model.items())
     labels = dict(VideoJob.Model.choices)
     end = summaries.following_month(first)
     return Month(
@@ -113,7 +117,7 @@ def month(user: Any, first: date) -> Month:
             for (model, seconds), figures in models
         ],
         days=[
-            (day, per_day.get((day,), Figures()))
+            (day, per_day.get(day, Figures()))
             for day in (first + timedelta(days=n) for n in range((end - first).days))
         ],
         sees_everyone=everyone,
