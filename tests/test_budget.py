@@ -3,6 +3,7 @@ the per-person limits in one transaction, a banner at 80%, and a refusal that sa
 
 import threading
 import time
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
@@ -11,11 +12,12 @@ from django.db import connection, connections, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from audit.models import AuditEvent
 from jobs import submission
 from jobs.models import Usage, VideoJob
-from spend import budget
+from spend import budget, summaries
 from tests.factories import make_job
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media")]
@@ -43,7 +45,7 @@ def only_the_budget(settings):
 def paid(owner, cost, status=Status.SUCCEEDED):
     """A job the studio submitted that finished with this cost."""
     job = submission.submit(owner, lambda: make_job(owner))
-    VideoJob.objects.filter(pk=job.pk).update(status=status, cost=Decimal(cost))
+    VideoJob.objects.filter(pk=job.pk).update(status=status, cost=Decimal(cost), updated_at=timezone.now())
     job.refresh_from_db()
     return job
 
@@ -205,7 +207,12 @@ def race(submitters):
 
 @pytest.fixture
 def slow_counting(monkeypatch):
-    """Widen the window between counting the month and inserting, as a busy server would."""
+    """Widen the window between counting the month and inserting, as a busy server would.
+
+    Also no margin for the summaries: a submission then rewrites no summary row of the
+    other's, whose row lock would serialise the two on PostgreSQL without the budget's own.
+    """
+    monkeypatch.setattr(summaries, "MARGIN", timedelta(0))
     counted = budget.this_month
 
     def slowly(*args, **kwargs):
@@ -220,6 +227,7 @@ def the_last_of_the_budget(owner):
     """9.00 of 10.00 known, at 1.00 a job: room for exactly one more job."""
     for _ in range(9):
         paid(owner, "1.00")
+    budget.this_month()  # Summarised: the racers find nothing of the setup's left to rebuild.
 
 
 @pytest.mark.django_db(transaction=True)
