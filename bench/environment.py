@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PG_ADMIN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=3"
-# Overridable, so two people benchmarking on one machine do not drop each other's database.
+# Overridable, so two people benchmarking on one machine each drop and flush only their own.
 PG_DATABASE = os.environ.get("BENCH_PG_DATABASE", "soraweb_bench")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/9")
 
@@ -69,7 +69,7 @@ def teardown(env):
 
 
 def _use_postgres():
-    if not _port_open(5432):
+    if os.environ.get("BENCH_DATABASE") == "sqlite" or not _port_open(5432):
         return None
     try:
         version = _admin(

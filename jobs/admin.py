@@ -8,6 +8,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
+import audit
 from jobs import media, submission
 from jobs.models import AttachRefused, UserLimits, VideoJob
 
@@ -113,6 +114,7 @@ class VideoJobAdmin(admin.ModelAdmin):
 
     def delete_model(self, request, obj):
         media.delete_files(obj)
+        audit.record(request.user, "deleted", obj)
         obj.delete()
 
     def delete_queryset(self, request, queryset):
@@ -192,7 +194,11 @@ class VideoJobAdmin(admin.ModelAdmin):
 
     @admin.action(description="Cancel")
     def cancel(self, request, queryset):
-        count = sum(job.cancel() for job in queryset.filter(status__in=VideoJob.ACTIVE))
+        count = 0
+        for job in queryset.filter(status__in=VideoJob.ACTIVE):
+            if job.cancel():
+                audit.record(request.user, "cancelled", job)
+                count += 1
         self.message_user(request, f"{count} job(s) cancelled.", messages.SUCCESS)
 
 
@@ -228,3 +234,22 @@ class TeamUserAdmin(UserAdmin):
     """Django's user admin, with each person's limits on their page."""
 
     inlines = [LimitsInline]
+
+    def save_formset(self, request, form, formset, change):
+        super().save_formset(request, form, formset, change)
+        if formset.model is not UserLimits:
+            return
+        for inline in formset.forms:
+            if inline.has_changed():
+                changes = {
+                    name: {
+                        "before": _limit(inline.initial.get(name)),
+                        "after": _limit(inline.cleaned_data[name]),
+                    }
+                    for name in inline.changed_data
+                }
+                audit.record(request.user, "limit_changed", target=f"limits of {form.instance}", **changes)
+
+
+def _limit(value):
+    return "server default" if value is None else str(value)

@@ -292,6 +292,8 @@ class VideoJob(models.Model):
             models.Index(fields=["owner", "-created_at"], name="job_owner_newest"),
             # The webhook sweep reads the jobs that finished since its last run.
             models.Index(fields=["completed_at"], name="job_completed"),
+            # What changed since a moment: the spend page's cached summaries ask.
+            models.Index(fields=["updated_at"], name="job_updated"),
             models.Index(
                 fields=["next_check_at"],
                 condition=Q(status__in=["pending", "submitting", "queued", "processing", "downloading"]),
@@ -330,8 +332,16 @@ class VideoJob(models.Model):
         super().save(*args, **kwargs)
 
     def delete(self, *args, **kwargs):
-        # What this job cost stays counted against its owner's monthly limit.
-        Usage.objects.filter(job=self, cost__isnull=True).update(cost=self.cost)
+        # What this job cost stays counted against its owner's monthly limit, and what it
+        # was and delivered stays in the team's spend history.
+        Usage.objects.filter(job=self).update(
+            cost=F("cost") if self.cost is None else self.cost,
+            model=self.model,
+            duration=self.duration,
+            status=self.status,
+            seconds=self.actual_duration if self.status == self.Status.SUCCEEDED else None,
+            changed_at=timezone.now(),
+        )
         return super().delete(*args, **kwargs)
 
     @property
@@ -827,14 +837,32 @@ class Usage(models.Model):
         VideoJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="usage"
     )
     created_at = models.DateTimeField(default=timezone.now)
-    # Only set once the job is gone; until then the job's own cost counts.
+    # The local calendar day of created_at: the spend page groups by it without a
+    # per-row date function, and a month is a range of it.
+    day = models.DateField(null=True, blank=True)
+    # Only set once the job is gone; until then the job's own fields count.
     cost = models.DecimalField(max_digits=12, decimal_places=4, null=True, blank=True)
+    model = models.CharField(max_length=32, blank=True)
+    duration = models.PositiveSmallIntegerField(null=True, blank=True)
+    status = models.CharField(max_length=16, blank=True)
+    seconds = models.FloatField("seconds delivered", null=True, blank=True)
+    # When this row last changed: the spend page's cached summaries check it.
+    changed_at = models.DateTimeField(auto_now=True, null=True)
 
     class Meta:
-        indexes = [models.Index(fields=["user", "created_at"], name="usage_user_created")]
+        indexes = [
+            models.Index(fields=["user", "created_at"], name="usage_user_created"),
+            models.Index(fields=["day", "user"], name="usage_day_user"),
+            models.Index(fields=["changed_at"], name="usage_changed"),
+        ]
 
     def __str__(self):
         return f"{self.user} at {self.created_at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs):
+        if self.day is None:
+            self.day = timezone.localdate(self.created_at)
+        super().save(*args, **kwargs)
 
 
 class Heartbeat(models.Model):

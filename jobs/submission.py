@@ -2,9 +2,10 @@
 
 Every new job (the form, a retry, the admin's "retry as new") goes through
 submit(), which checks the owner's limits (jobs in progress at once, jobs per
-day, spend per month) and inserts the row in one transaction that holds a
-per-person lock, so two web processes taking submissions at the same moment
-cannot both slip under a limit; the worker is told once the row is committed.
+day, spend per month) and the team's monthly budget, and inserts the row in one
+transaction that holds a per-person lock and the budget's lock, so two web
+processes taking submissions at the same moment cannot both slip under a limit;
+the worker is told once the row is committed. Each new job is recorded in the audit.
 """
 
 from collections.abc import Callable
@@ -19,8 +20,11 @@ from django.db.models import Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+import audit
 from jobs.models import Usage, UserLimits, VideoJob
 from jobs.tasks import submit_job
+from spend import budget
+from spend.models import TeamBudget
 
 
 class LimitReached(Exception):
@@ -71,9 +75,20 @@ def used_by(user: Any, now: datetime) -> Used:
     )
 
 
-def check(user: Any, now: datetime | None = None, row: UserLimits | None = None, count: int = 1) -> None:
-    """Raise LimitReached if user may not submit count more jobs now."""
+def check(
+    user: Any,
+    now: datetime | None = None,
+    row: UserLimits | None = None,
+    count: int = 1,
+    team: TeamBudget | None = None,
+) -> None:
+    """Raise LimitReached if user (or the team) may not submit count more jobs now.
+
+    team is the budget row when the caller already holds its lock.
+    """
     now = now or timezone.now()
+    if reason := budget.refusal(now, count, row=team):
+        raise LimitReached(reason)
     limits, used = limits_for(user, row), used_by(user, now)
     if limits.active_jobs and used.in_progress + count > limits.active_jobs:
         raise LimitReached(
@@ -124,11 +139,16 @@ def submit_many(user: Any, builds: list[Callable[[], VideoJob]]) -> list[VideoJo
     raised before any build() is called, so a refusal makes no row and no call.
     """
     with transaction.atomic():
-        check(user, row=_lock(user), count=len(builds))
+        # Always the person's row, then the team's: one order, so two submissions never deadlock.
+        check(user, row=_lock(user), count=len(builds), team=budget.lock())
         jobs = []
         for build in builds:
             job = build()
             Usage.objects.create(user=user, job=job, created_at=job.created_at)
+            if job.retry_of_id:
+                audit.record(user, "retried", job, retry_of=job.retry_of_id)
+            else:
+                audit.record(user, "submitted", job)
             jobs.append(job)
         # After commit, so the worker finds the rows it is told about.
         transaction.on_commit(lambda: [submit_job.delay(job.pk) for job in jobs])

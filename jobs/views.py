@@ -14,6 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 
+import audit
 from jobs import estimates, files, firstrun, media, params, submission
 from jobs.forms import GalleryFilterForm, VideoJobForm
 from jobs.models import VideoJob, cursor_value, parse_cursor
@@ -328,6 +329,7 @@ def retry(request, pk):
 def cancel(request, pk):
     job = _manageable_job(request, pk)
     if job.cancel():
+        audit.record(request.user, "cancelled", job)
         messages.success(
             request,
             "Cancelled: soraweb stopped tracking this job. If the service had already started it, "
@@ -348,6 +350,7 @@ def delete(request, pk):
         return redirect("jobs:detail", pk=job.pk)
     if request.method == "POST":
         media.delete_files(job)
+        audit.record(request.user, "deleted", job)
         job.delete()
         messages.success(request, "The job and its files were deleted.")
         return redirect("jobs:gallery")

@@ -142,6 +142,8 @@ INSTALLED_APPS = [
     "handover",
     "library",
     "api",
+    "spend",
+    "audit",
 ]
 
 MIDDLEWARE = [
@@ -178,6 +180,7 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "jobs.context_processors.soraweb",
+                "spend.context_processors.budget_banner",
             ],
         },
     },
@@ -372,6 +375,11 @@ SORAWEB_WEBHOOK_BACKOFF = env_int("SORAWEB_WEBHOOK_BACKOFF", 30)
 SORAWEB_WEBHOOK_GIVE_UP_AFTER = env_int("SORAWEB_WEBHOOK_GIVE_UP_AFTER", 24 * 3600)
 SORAWEB_WEBHOOK_CONNECT_TIMEOUT = env_int("SORAWEB_WEBHOOK_CONNECT_TIMEOUT", 5)
 SORAWEB_WEBHOOK_READ_TIMEOUT = env_int("SORAWEB_WEBHOOK_READ_TIMEOUT", 10)
+
+# The whole team's per calendar month, changeable in admin (Team budget); 0 means none.
+SORAWEB_TEAM_MONTHLY_BUDGET = env_limit("SORAWEB_TEAM_MONTHLY_BUDGET", Decimal("0"), kind=Decimal)
+# Who a refusal at the budget tells people to ask; empty: the staff's usernames.
+SORAWEB_BUDGET_CONTACT = env_str("SORAWEB_BUDGET_CONTACT")
 
 # --- Celery: the row is the truth, Redis only rings the doorbell ---------------
 # Unset: the embedded Redis under DATA_DIR. Settings only name it; the processes that

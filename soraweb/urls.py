@@ -22,5 +22,7 @@ urlpatterns = [
     path("library/", include("library.urls")),
     path("api/v1/", api_urls()),
     path("account/", include("api.urls")),
+    path("spend/", include("spend.urls")),
+    path("audit/", include("audit.urls")),
     path("", include("jobs.urls")),
 ]

@@ -24,8 +24,10 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 
 from api.models import ApiToken, Webhook, WebhookDelivery
+from audit.models import AuditEvent
 from jobs import media
 from jobs.models import VideoJob
+from spend.models import TeamBudget
 from tests.factories import image_bytes, make_job, tiny_mp4
 from tests.helpers import ROOT
 
@@ -95,6 +97,8 @@ class World:
         self.delivery = WebhookDelivery.objects.create(
             webhook=self.hook, job=self.job, event="test", payload={}
         )
+        self.budget, _ = TeamBudget.objects.get_or_create(pk=1)
+        self.event = AuditEvent.objects.create(actor_name="alice", action="submitted", job_id=self.job.pk)
 
     def url(self, route, name):
         """route with its parameters filled in from this world."""
@@ -105,6 +109,8 @@ class World:
             "admin/axes/accessattempt/": self.attempt.pk,
             "admin/axes/accesslog/": self.access_log.pk,
             "admin/axes/accessfailurelog/": self.failure_log.pk,
+            "admin/spend/teambudget/": self.budget.pk,
+            "admin/audit/auditevent/": self.event.pk,
             "admin/r/": self.job.pk,
             "admin/handover/sharelink/": self.share.pk,
             "admin/library/board/": self.board.pk,
@@ -277,6 +283,10 @@ def expected(actor, method, name):
             return NOT_ALLOWED
         # alice's board: with scope own the outsider cannot see it; a teammate may not change it.
         return {"outsider": HIDDEN, "teammate": FORBIDDEN}.get(actor, OK if method == "GET" else REDIRECT)
+    if name in ("spend:page", "spend:export"):
+        return OK if method == "GET" else NOT_ALLOWED
+    if name == "audit:events":
+        return NOT_ALLOWED if method == "POST" else OK if actor == "staff" else FORBIDDEN
     raise AssertionError(f"no expectation for {name}: add one")
 
 
@@ -335,6 +345,14 @@ ADMIN_FOR_STAFF = {
     # A token is shown once when made, so only its owner's page makes them; the sweep makes deliveries.
     "admin:api_apitoken_add": (FORBIDDEN, FORBIDDEN),
     "admin:api_webhookdelivery_add": (FORBIDDEN, FORBIDDEN),
+    # One budget row: the list opens it; nobody adds or deletes one. The audit record is read-only.
+    "admin:spend_teambudget_changelist": (REDIRECT, REDIRECT),
+    "admin:spend_teambudget_change": (OK, REDIRECT),  # An empty amount is valid: the server default.
+    "admin:spend_teambudget_add": (FORBIDDEN, FORBIDDEN),
+    "admin:spend_teambudget_delete": (FORBIDDEN, FORBIDDEN),
+    "admin:audit_auditevent_add": (FORBIDDEN, FORBIDDEN),
+    "admin:audit_auditevent_change": (OK, FORBIDDEN),
+    "admin:audit_auditevent_delete": (FORBIDDEN, FORBIDDEN),
 }
 # Every field read-only: saving the change form saves nothing and goes back to the list.
 READ_ONLY_IN_ADMIN = ("jobs_videojob", "axes_", "handover_sharelink", "api_apitoken", "api_webhookdelivery")

@@ -63,7 +63,9 @@ def test_the_env_example_documents_every_variable_the_settings_read():
     documented = set(re.findall(r"^#?\s*([A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.M))
 
     assert (
-        read - documented - {"DATA_DIR", "DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "MEDIA_ACCEL_PREFIX", "STATIC_ROOT"}
+        read
+        - documented
+        - {"DATA_DIR", "DATABASE_URL", "REDIS_URL", "MEDIA_ROOT", "MEDIA_ACCEL_PREFIX", "STATIC_ROOT"}
         == set()
     )
 
