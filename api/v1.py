@@ -19,7 +19,7 @@ from api import creating
 from api.auth import SessionUser, TokenAuth
 from api.errors import DEFAULT_CODES, ApiError
 from api.schemas import Error, JobCreate, JobList, JobOut, JobsCreated, job_data
-from jobs import files, media, submission
+from jobs import actions, files, submission
 from jobs.models import VideoJob, cursor_value, parse_cursor
 
 StatusFilter = Literal[tuple([*VideoJob.TABS, *VideoJob.Status.values])]  # type: ignore[valid-type]
@@ -236,8 +236,7 @@ def delete_job(request, job_id: int):
         raise ApiError(
             409, "job_in_progress", "This job is still in progress: cancel it first, then delete it."
         )
-    media.delete_files(job)
-    job.delete()
+    actions.delete(job, request.auth)
     return Status(204, None)
 
 
@@ -247,7 +246,7 @@ def delete_job(request, job_id: int):
 def cancel_job(request, job_id: int):
     """Stop tracking a job in progress (owner or staff). The gateway has no cancel: it may still bill."""
     job = _manageable(request, job_id)
-    if not job.cancel():
+    if not actions.cancel(job, request.auth):
         raise ApiError(409, "job_finished", "This job had already finished, so there was nothing to cancel.")
     return job_data(job)
 

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from jobs import media, submission
+from jobs import actions, submission
 from jobs.models import VideoJob
 
 MAX_IDS = 1000
@@ -80,7 +80,6 @@ def delete(user: Any, ids: list[int]) -> Outcome:
         elif not job.is_final:
             outcome.refuse(IN_PROGRESS, job.pk)
         else:
-            media.delete_files(job)
-            job.delete()
+            actions.delete(job, user)
             outcome.done.append(job.pk)
     return outcome

@@ -9,7 +9,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.text import Truncator
 
 import audit
-from jobs import media, submission
+from jobs import actions, submission
 from jobs.models import AttachRefused, UserLimits, VideoJob
 
 
@@ -113,9 +113,7 @@ class VideoJobAdmin(admin.ModelAdmin):
             obj.save(update_fields=form.changed_data)
 
     def delete_model(self, request, obj):
-        media.delete_files(obj)
-        audit.record(request.user, "deleted", obj)
-        obj.delete()
+        actions.delete(obj, request.user)
 
     def delete_queryset(self, request, queryset):
         # has_delete_permission already refuses a selection with a job in progress.
@@ -147,7 +145,7 @@ class VideoJobAdmin(admin.ModelAdmin):
         job = jobs[0]
         if "apply" in request.POST:
             try:
-                job.attach_upstream_id(request.POST.get("upstream_id", ""), by=request.user)
+                actions.attach(job, request.POST.get("upstream_id", ""), by=request.user)
             except AttachRefused as exc:
                 self.message_user(request, f"Not attached: {exc}", messages.ERROR)
             else:
@@ -196,9 +194,7 @@ class VideoJobAdmin(admin.ModelAdmin):
     def cancel(self, request, queryset):
         count = 0
         for job in queryset.filter(status__in=VideoJob.ACTIVE):
-            if job.cancel():
-                audit.record(request.user, "cancelled", job)
-                count += 1
+            count += actions.cancel(job, request.user)
         self.message_user(request, f"{count} job(s) cancelled.", messages.SUCCESS)
 
 

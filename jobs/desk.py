@@ -15,6 +15,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET, require_POST
 
+from jobs import actions
 from jobs.models import AttachRefused, VideoJob
 from jobs.templatetags.jobs_extras import seconds_text
 
@@ -102,7 +103,7 @@ def _back(request, job):
 def attach(request, pk):
     job = get_object_or_404(VideoJob, pk=pk)
     try:
-        job.attach_upstream_id(request.POST.get("upstream_id", ""), by=request.user)
+        actions.attach(job, request.POST.get("upstream_id", ""), by=request.user)
     except AttachRefused as exc:
         messages.error(request, f"Not attached: {exc}")
         return _back(request, job)

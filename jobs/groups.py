@@ -10,7 +10,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django.views.decorators.vary import vary_on_headers
 
-from jobs import media, submission
+from jobs import actions, submission
 from jobs.models import VideoJob
 from jobs.views import _manageable_job
 
@@ -71,8 +71,7 @@ def delete_rest(request, group):
         return redirect("jobs:group", group=group)
     if request.method == "POST":
         for job in doomed:
-            media.delete_files(job)
-            job.delete()
+            actions.delete(job, request.user)
         messages.success(
             request, f"Deleted {len(doomed)} variant{'s' if len(doomed) != 1 else ''}; the kept ones stay."
         )

@@ -14,8 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 
-import audit
-from jobs import estimates, files, firstrun, media, params, submission
+from jobs import actions, estimates, files, firstrun, media, params, submission
 from jobs.forms import GalleryFilterForm, VideoJobForm
 from jobs.models import VideoJob, cursor_value, parse_cursor
 
@@ -328,8 +327,7 @@ def retry(request, pk):
 @require_POST
 def cancel(request, pk):
     job = _manageable_job(request, pk)
-    if job.cancel():
-        audit.record(request.user, "cancelled", job)
+    if actions.cancel(job, request.user):
         messages.success(
             request,
             "Cancelled: soraweb stopped tracking this job. If the service had already started it, "
@@ -349,9 +347,7 @@ def delete(request, pk):
         messages.error(request, "This job is still in progress: cancel it first, then delete it.")
         return redirect("jobs:detail", pk=job.pk)
     if request.method == "POST":
-        media.delete_files(job)
-        audit.record(request.user, "deleted", job)
-        job.delete()
+        actions.delete(job, request.user)
         messages.success(request, "The job and its files were deleted.")
         return redirect("jobs:gallery")
     return render(request, "jobs/delete.html", {"job": job})

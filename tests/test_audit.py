@@ -189,3 +189,34 @@ def test_the_admin_shows_the_record_read_only(client, staff, alice):
         == 403
     )
     assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_a_bulk_delete_and_a_group_of_deletions_are_each_recorded(client, alice):
+    first, second = make_job(alice, status=Status.FAILED), make_job(alice, status=Status.SUCCEEDED)
+    client.force_login(alice)
+
+    client.post(reverse("handover:bulk"), {"action": "delete", "ids": [first.pk, second.pk]})
+
+    assert sorted(actions()) == sorted([("alice", "deleted", first.pk), ("alice", "deleted", second.pk)])
+
+
+def test_attaching_an_id_on_the_desk_is_recorded(client, staff, alice):
+    unknown = make_job(alice, status=Status.UNKNOWN)
+    client.force_login(staff)
+
+    client.post(reverse("jobs:desk_attach", args=[unknown.pk]), {"upstream_id": "sora-2:task_found"})
+
+    assert actions() == [("staff", "attached_id", unknown.pk)]
+    assert AuditEvent.objects.get().details == {"upstream_id": "sora-2:task_found"}
+
+
+def test_a_cancel_through_the_api_is_recorded(client, alice):
+    from api.models import ApiToken
+
+    running = make_job(alice, status=Status.QUEUED)
+    _, token = ApiToken.issue(alice, "script")
+
+    answer = client.post(f"/api/v1/jobs/{running.pk}/cancel", HTTP_AUTHORIZATION=f"Bearer {token}")
+
+    assert answer.status_code == 200
+    assert actions() == [("alice", "cancelled", running.pk)]
