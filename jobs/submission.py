@@ -19,6 +19,7 @@ from django.db.models import Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from jobs import disk
 from jobs.models import Usage, UserLimits, VideoJob
 from jobs.tasks import submit_job
 
@@ -74,6 +75,12 @@ def used_by(user: Any, now: datetime) -> Used:
 def check(user: Any, now: datetime | None = None, row: UserLimits | None = None, count: int = 1) -> None:
     """Raise LimitReached if user may not submit count more jobs now."""
     now = now or timezone.now()
+    if disk.shortage():
+        # Its video could not be kept: better refused now than paid for and left waiting.
+        raise LimitReached(
+            "The server's storage is nearly full, so new videos cannot be kept. "
+            "Staff have been told; you can submit again once space is freed."
+        )
     limits, used = limits_for(user, row), used_by(user, now)
     if limits.active_jobs and used.in_progress + count > limits.active_jobs:
         raise LimitReached(

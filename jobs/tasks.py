@@ -11,7 +11,7 @@ from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.core.files.storage import default_storage
 
-from jobs import media, upstream
+from jobs import disk, media, retention, upstream
 from jobs.models import Heartbeat, VideoJob, download_lease
 
 log = logging.getLogger(__name__)
@@ -74,12 +74,15 @@ def download_job(pk, token):
         return
     try:
         video_name, poster_name, seconds = media.fetch_video(job)
+    except disk.StorageFull as exc:
+        job.wait_for_storage(exc)
     except upstream.Permanent as exc:
         job.record_download_error(exc, permanent=True)
     except (upstream.UpstreamError, SoftTimeLimitExceeded) as exc:
         job.record_download_error(exc)
     else:
-        if not job.mark_succeeded(video_name, poster_name, seconds):
+        stored = default_storage.size(video_name) + default_storage.size(poster_name)
+        if not job.mark_succeeded(video_name, poster_name, seconds, stored_bytes=stored):
             # Cancelled while downloading: keep nothing nobody is tracking.
             default_storage.delete(video_name)
             default_storage.delete(poster_name)
@@ -103,3 +106,9 @@ def sweep():
             download_job.delay(pk, token)
         else:
             poll_job.delay(pk, token)
+
+
+@shared_task
+def remove_expired_videos():
+    """Retention: remove the files of videos older than SORAWEB_KEEP_VIDEOS_DAYS (beat, hourly)."""
+    retention.remove_expired()

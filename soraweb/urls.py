@@ -17,5 +17,9 @@ urlpatterns = [
         auth_views.PasswordChangeDoneView.as_view(),
         name="password_change_done",
     ),
+    path("ops/", include("ops.urls")),
     path("", include("jobs.urls")),
 ]
+
+# A database that is away answers 503 with a plain page; anything else the usual 500.
+handler500 = "ops.outage.server_error"
