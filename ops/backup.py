@@ -13,11 +13,14 @@ import shutil
 import sqlite3
 import tarfile
 import tempfile
+from datetime import UTC
 from pathlib import Path, PurePosixPath
 
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
+
+from jobs.models import VideoJob
 
 FORMAT = 1
 MANIFEST = "manifest.json"
@@ -48,9 +51,12 @@ def _media_root() -> Path:
     return Path(settings.MEDIA_ROOT)
 
 
-def backup(dest: Path) -> tuple[Path, dict]:
-    """Write one archive (into dest if it is a folder); returns its path and manifest."""
-    source_db, media_root = _sqlite_path(), _media_root()
+def backup(dest: Path, source_db: Path | None = None, media_root: Path | None = None) -> tuple[Path, dict]:
+    """Write one archive (into dest if it is a folder); returns its path and manifest.
+
+    The database and media folder are the server's own unless given (tests give others).
+    """
+    source_db, media_root = source_db or _sqlite_path(), media_root or _media_root()
     dest = Path(dest)
     if dest.is_dir():
         dest = dest / f"soraweb-backup-{timezone.now():%Y%m%d-%H%M%S}.tar.gz"
@@ -76,7 +82,7 @@ def backup(dest: Path) -> tuple[Path, dict]:
         partial = dest.with_name(dest.name + ".partial")
         with tarfile.open(partial, "w:gz") as tar:
             tar.add(snapshot, DATABASE)
-            key = Path(settings.DATA_DIR) / SECRET_KEY
+            key = source_db.parent / SECRET_KEY
             if key.exists():
                 tar.add(key, SECRET_KEY)
                 manifest["secret_key"] = True
@@ -132,16 +138,16 @@ def _destination(name: str, target_db: Path, media_root: Path) -> Path | None:
     if name == DATABASE:
         return target_db
     if name == SECRET_KEY:
-        return Path(settings.DATA_DIR) / SECRET_KEY
+        return target_db.parent / SECRET_KEY
     if parts[0] == MEDIA and len(parts) > 1:
         return media_root.joinpath(*parts[1:])
     return None
 
 
-def restore(archive: Path) -> dict:
+def restore(archive: Path, target_db: Path | None = None, media_root: Path | None = None) -> dict:
     """Put a backup back on an empty data folder; returns its manifest."""
     archive = Path(archive)
-    target_db, media_root = _sqlite_path(), _media_root()
+    target_db, media_root = target_db or _sqlite_path(), media_root or _media_root()
     manifest = read_manifest(archive)
     if found := _not_empty(target_db, media_root):
         raise BackupError(
@@ -149,7 +155,8 @@ def restore(archive: Path) -> dict:
             + ", ".join(found)
             + ". Point DATA_DIR at a new folder (or move these away) and run restore again."
         )
-    connection.close()
+    if str(target_db) == str(connection.settings_dict["NAME"]):
+        connection.close()  # Nothing of ours keeps the file open while it is written.
     with tarfile.open(archive, "r:gz") as tar:
         for member in tar:
             target = _destination(member.name, target_db, media_root)
@@ -164,16 +171,16 @@ def restore(archive: Path) -> dict:
         stale.unlink(missing_ok=True)
     with sqlite3.connect(target_db) as db:
         (check,) = db.execute("PRAGMA integrity_check").fetchone()
-    if check != "ok":
-        raise BackupError(f"The restored database fails SQLite's integrity check: {check}")
-    manifest["released"] = _release_leases()
+        if check != "ok":
+            raise BackupError(f"The restored database fails SQLite's integrity check: {check}")
+        # The processes that held leases in the backup are gone: every job in flight is due now.
+        # Plain SQL on the file: the ORM's connection may belong to another database (tests).
+        active = list(VideoJob.ACTIVE)
+        now = timezone.now().astimezone(UTC).replace(tzinfo=None).isoformat(" ")
+        released = db.execute(
+            f"UPDATE jobs_videojob SET next_check_at = ?, lease_token = '' "
+            f"WHERE status IN ({', '.join('?' * len(active))})",
+            [now, *active],
+        ).rowcount
+    manifest["released"] = released
     return manifest
-
-
-def _release_leases() -> int:
-    """The processes that held leases in the backup are gone: every job in flight is due now."""
-    from jobs.models import VideoJob
-
-    return VideoJob.objects.filter(status__in=VideoJob.ACTIVE).update(
-        next_check_at=timezone.now(), lease_token=""
-    )

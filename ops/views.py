@@ -3,15 +3,17 @@
 from datetime import timedelta
 
 from django.conf import settings
-from django.contrib.admin.views.decorators import staff_member_required
 from django.contrib.auth import get_user_model
 from django.db.models import Count, Q, Sum
 from django.shortcuts import render
+from django.views.decorators.http import require_GET
 
 from jobs import disk, retention
+from jobs.desk import staff_only
 
 
-@staff_member_required
+@staff_only
+@require_GET
 def storage(request):
     """Storage used per person and in total, free space, and what retention removes this week."""
     stored = Q(jobs__status="succeeded", jobs__files_removed_at__isnull=True)

@@ -194,6 +194,8 @@ def expected(actor, method, name):
         if name == "jobs:desk":
             return OK if method == "GET" else NOT_ALLOWED
         return NOT_ALLOWED if method == "GET" else REDIRECT  # A finished job: refused with a message.
+    if name == "ops:storage":
+        return (OK if method == "GET" else NOT_ALLOWED) if actor == "staff" else FORBIDDEN
     raise AssertionError(f"no expectation for {name}: add one")
 
 
