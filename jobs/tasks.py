@@ -6,10 +6,14 @@ the row lets exactly one task act).
 """
 
 import logging
+import time
+from contextlib import suppress
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.core.files.storage import default_storage
+from django.db import InterfaceError, OperationalError, connection
 
 from jobs import disk, media, retention, upstream
 from jobs.models import Heartbeat, VideoJob, download_lease
@@ -19,6 +23,30 @@ log = logging.getLogger(__name__)
 
 def _load(pk):
     return VideoJob.objects.filter(pk=pk).first()
+
+
+def _through_outage(write, *args, **kwargs):
+    """Run write(*args, **kwargs), retrying while the database is away (a restart, a network cut).
+
+    For what a gateway answer must not lose: a create's answer is a paid video, known
+    nowhere else. Other writes need not wait; their row comes due again. Bounded by
+    SORAWEB_DB_OUTAGE_PATIENCE, inside the task's time limit.
+    """
+    deadline = time.monotonic() + settings.SORAWEB_DB_OUTAGE_PATIENCE
+    pause = 0.5
+    while True:
+        try:
+            return write(*args, **kwargs)
+        except (OperationalError, InterfaceError):
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning("the database is unreachable; trying the write again in %.0f s", pause)
+        # The broken connection is dropped so the next try opens a new one.
+        with suppress(Exception):
+            connection.close()
+        time.sleep(pause)
+        # Soon after it is back: before the sweep gives the job up as unknown, if it can.
+        pause = min(pause * 2, 2)
 
 
 @shared_task
@@ -33,16 +61,16 @@ def submit_job(pk):
         image_url = media.reference_url(job) if job.reference_image else None
         created = upstream.create_video(job, image_url)
     except upstream.Transient as exc:
-        job.retry_submit_later(exc)
+        _through_outage(job.retry_submit_later, exc)
     except upstream.Permanent as exc:
-        job.mark_failed(exc.kind, str(exc), from_statuses=[VideoJob.Status.SUBMITTING])
+        _through_outage(job.mark_failed, exc.kind, str(exc), from_statuses=[VideoJob.Status.SUBMITTING])
     except upstream.OutcomeUnknown as exc:
-        job.mark_unknown(str(exc))
+        _through_outage(job.mark_unknown, str(exc))
     except Exception:
         log.exception("job %s: unexpected error while submitting", pk)
-        job.mark_unknown("Something unexpected went wrong while submitting.")
+        _through_outage(job.mark_unknown, "Something unexpected went wrong while submitting.")
     else:
-        job.mark_submitted(created)
+        _through_outage(job.mark_submitted, created)
         if created.status in ("failed", "cancelled"):
             message = created.error or "The video service failed the job at once."
             job.mark_failed(VideoJob.FailureKind.PROVIDER, message, from_statuses=VideoJob.POLLING)

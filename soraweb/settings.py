@@ -350,6 +350,9 @@ SORAWEB_NOTIFY_HIDDEN_POLL_SECONDS = env_int("SORAWEB_NOTIFY_HIDDEN_POLL_SECONDS
 SORAWEB_MIN_FREE_DISK_MB = env_int("SORAWEB_MIN_FREE_DISK_MB", 1024)
 # A download that met a full disk tries again this often while the link is alive.
 SORAWEB_STORAGE_RETRY_SECONDS = env_int("SORAWEB_STORAGE_RETRY_SECONDS", 300)
+# How long a worker keeps trying to write a create call's answer while the database is
+# away: that answer is a paid video known nowhere else.
+SORAWEB_DB_OUTAGE_PATIENCE = env_int("SORAWEB_DB_OUTAGE_PATIENCE", 600)
 # Videos (and posters) of finished jobs older than this are removed; 0 keeps them forever.
 SORAWEB_KEEP_VIDEOS_DAYS = env_int("SORAWEB_KEEP_VIDEOS_DAYS", 0)
 

@@ -11,14 +11,17 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import redis
+import requests
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
@@ -26,8 +29,8 @@ from django.utils import timezone
 from jobs.models import VideoJob
 from jobs.tasks import submit_job
 from simulator import CREATE_PATHS, RESULT_PREFIX, VIDEO_PREFIX
-from tests.fakes import Listener, LocalServer, mp4_body
-from tests.helpers import free_port, wait_for
+from tests.fakes import Listener, LocalServer, PrivatePostgres, mp4_body
+from tests.helpers import ROOT, free_port, wait_for
 
 pytestmark = [pytest.mark.integration]
 
@@ -87,6 +90,9 @@ class Lab:
     def row(self, job):
         return VideoJob.objects.get(pk=job.pk)
 
+    def rows(self):
+        return list(VideoJob.objects.filter(pk__in=[job.pk for job in self.jobs]))
+
     def status(self, job):
         return self.row(job).status
 
@@ -98,7 +104,7 @@ class Lab:
 
     def wait_final(self, timeout=150):
         def all_final():
-            rows = list(VideoJob.objects.filter(pk__in=[job.pk for job in self.jobs]))
+            rows = self.rows()
             return rows if all(row.is_final for row in rows) else None
 
         return {row.pk: row for row in self.wait(all_final, "every job to reach a final state", timeout)}
@@ -145,7 +151,7 @@ class Lab:
 
     def figures(self):
         log = self.sim.requests_log()
-        rows = list(VideoJob.objects.filter(pk__in=[job.pk for job in self.jobs]))
+        rows = self.rows()
         outcomes = Counter(row.status for row in rows)
         creates = [len(self.task_ids(row, log)) for row in rows]
         poll_times = [sorted(e["time"] for e in self.polls(row, log)) for row in rows]
@@ -608,3 +614,145 @@ def test_a_graceful_restart_mid_poll_and_mid_download_resumes_the_work(lab):
     assert {row.status for row in rows.values()} == {S.SUCCEEDED}
     assert [len(lab.creates(job)) for job in lab.jobs] == [1, 1]
     lab.check_figures()
+
+
+# --- 7. The database goes away: PostgreSQL restarted, or down for 30 s -----------------
+
+MAKE_JOBS = """
+import json, os
+from django.contrib.auth import get_user_model
+from jobs.models import VideoJob
+from jobs.tasks import submit_job
+owner, _ = get_user_model().objects.get_or_create(username="alice")
+jobs = [VideoJob.objects.create(owner=owner, prompt=p, duration=4) for p in json.loads(os.environ["PROMPTS"])]
+for job in jobs:
+    submit_job.delay(job.pk)
+print(json.dumps([[job.pk, job.prompt] for job in jobs], separators=(",", ":")))
+"""
+
+
+class PostgresLab(Lab):
+    """A Lab whose processes (web, worker, beat) all use a private PostgreSQL.
+
+    The test's own database stays SQLite: rows are read with psycopg and made by a
+    Django process pointed at PostgreSQL, as the web would make them.
+    """
+
+    DATABASE = "soraweb"
+
+    def __init__(self, processes, sim, pg):
+        super().__init__(processes, sim, owner=None)
+        self.pg = pg
+        self.env(DATABASE_URL=pg.create_database(self.DATABASE), SORAWEB_DB_OUTAGE_PATIENCE=120)
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=processes.env, check=True
+        )
+        self.web_url = None
+
+    def web(self):
+        port = free_port()
+        self.processes.start(
+            "web", sys.executable, "-m", "gunicorn", "soraweb.wsgi", "--bind", f"127.0.0.1:{port}",
+            "--workers", "1", "--threads", "4", "--timeout", "60",
+        )  # fmt: skip
+        self.web_url = f"http://127.0.0.1:{port}"
+        self.wait(lambda: self.get("/healthz") is not None, "the web to answer", timeout=30)
+
+    def get(self, path):
+        try:
+            return requests.get(self.web_url + path, timeout=10, allow_redirects=False)
+        except requests.RequestException:
+            return None
+
+    def make_jobs(self, label, count):
+        """count jobs made and rung by a Django process on PostgreSQL."""
+        prompts = [f"{label} (job {len(self.jobs) + i + 1})" for i in range(count)]
+        out = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", MAKE_JOBS],
+            cwd=ROOT, env={**self.processes.env, "PROMPTS": json.dumps(prompts)},
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        answer = json.loads(out.stdout.splitlines()[-1])
+        made = [SimpleNamespace(pk=pk, prompt=prompt) for pk, prompt in answer]
+        self.jobs.extend(made)
+        return made
+
+    def rows(self):
+        found = self.pg.query(
+            self.DATABASE,
+            "SELECT id, prompt, status FROM jobs_videojob WHERE id = ANY(%s)",
+            ([job.pk for job in self.jobs],),
+        )
+        return [
+            SimpleNamespace(pk=pk, prompt=prompt, status=status, is_final=status in VideoJob.FINAL)
+            for pk, prompt, status in found
+        ]
+
+    def statuses(self, jobs):
+        by_pk = {row.pk: row.status for row in self.rows()}
+        return [by_pk[job.pk] for job in jobs]
+
+
+@pytest.fixture
+def private_postgres():
+    server = PrivatePostgres()
+    if server.missing:
+        pytest.skip(server.missing)
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def postgres_lab(processes, sim, private_postgres):
+    config = sim.config()
+    lab = PostgresLab(processes, sim, private_postgres)
+    yield lab
+    sim.configure(**config)
+    lab.record()
+
+
+def assert_plain_503(response):
+    assert response is not None and response.status_code == 503, response
+    assert "Back in a moment" in response.text
+    assert "Traceback" not in response.text and "psycopg" not in response.text
+
+
+@pytest.mark.parametrize("outage", ["restart", "down 30 s"])
+def test_postgres_restarted_or_down_with_jobs_in_every_state_loses_none(postgres_lab, outage):
+    lab, pg = postgres_lab, postgres_lab.pg
+    lab.scenario(f"7. PostgreSQL {'restarted' if outage == 'restart' else 'down 30 s (stop, start)'}")
+    lab.worker()
+    lab.beat()
+    lab.web()
+
+    finished = lab.make_jobs("done before", 2)
+    lab.wait(lambda: S.SUCCEEDED in lab.statuses(finished), "a job to finish before the outage")
+    polling = lab.make_jobs("polling during", 2)
+    lab.wait(lambda: all(s in VideoJob.POLLING for s in lab.statuses(polling)), "jobs being polled")
+    # Creates the gateway answers 3 s late: their answers arrive while the database is away.
+    lab.sim.configure(hang_seconds=3)
+    lab.sim.set_faults(create=["timeout", "timeout"])
+    answering = lab.make_jobs("create answered during", 2)
+    lab.wait(lambda: all(lab.hanging("create", job) for job in answering), "creates in flight")
+
+    if outage == "restart":
+        pg.restart()
+    else:
+        pg.stop()
+        down_at = time.monotonic()
+        assert_plain_503(lab.get("/accounts/login/"))
+        health = lab.get("/healthz")
+        assert health.status_code == 503 and health.json()["checks"]["database"]["ok"] is False
+        time.sleep(max(0, 30 - (time.monotonic() - down_at)))
+        pg.start()
+
+    # A create answered while the database was away may show "needs attention" for a moment
+    # (the sweep gave its call up) until the worker writes the answer: then it resumes.
+    everyone = lambda: all(s == S.SUCCEEDED for s in lab.statuses(lab.jobs))  # noqa: E731
+    lab.wait(everyone, "every job to succeed", timeout=180)
+    lab.check_figures()
+    # Web carries on by itself with the connections it kept.
+    healthy = lambda: (r := lab.get("/healthz")) is not None and r.json()["checks"]["database"]["ok"]  # noqa: E731
+    lab.wait(healthy, "healthz to find the database again")
+    assert lab.get("/accounts/login/").status_code == 200
