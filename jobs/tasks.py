@@ -32,7 +32,9 @@ def _through_outage(write, *args, **kwargs):
     nowhere else. Other writes need not wait; their row comes due again. Bounded by
     SORAWEB_DB_OUTAGE_PATIENCE, inside the task's time limit.
     """
-    deadline = time.monotonic() + settings.SORAWEB_DB_OUTAGE_PATIENCE
+    # Within the task's soft time limit, which would cut the wait short without a word.
+    patience = min(settings.SORAWEB_DB_OUTAGE_PATIENCE, settings.CELERY_TASK_SOFT_TIME_LIMIT - 30)
+    deadline = time.monotonic() + patience
     pause = 0.5
     while True:
         try:
