@@ -4,6 +4,7 @@ restore, and a plain 503 page while the SQLite database is locked or read-only."
 import sqlite3
 import subprocess
 import tarfile
+import threading
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from jobs import disk, retention, submission, tasks
 from jobs.models import VideoJob
 from ops import backup as backups
 from tests.factories import make_job
-from tests.fakes import LocalServer, mp4_body
+from tests.fakes import FakeGateway, LocalServer, answer, mp4_body
 
 S = VideoJob.Status
 
@@ -311,3 +312,31 @@ def test_a_read_only_database_answers_503_and_loses_nothing(transactional_db, al
         subprocess.run(["umount", "-l", str(readonly)], check=False)
     with sqlite3.connect(tmp_path / "db.sqlite3") as copy:
         assert copy.execute("SELECT prompt FROM jobs_videojob").fetchall() == [("kept while read-only",)]
+
+
+def test_a_create_answer_that_meets_a_locked_database_is_written_once_it_frees(
+    transactional_db, alice, monkeypatch, settings, short_busy_timeout
+):
+    settings.SORA_API_BASE_URL = "https://gateway.test"
+    gateway = FakeGateway(monkeypatch).reply(answer(json={"id": "sora-2:t1", "status": "queued"}))
+    job = make_job(alice)
+    holder = sqlite3.connect(connection.settings_dict["NAME"], isolation_level=None, check_same_thread=False)
+    answered = gateway.__call__
+
+    def answer_then_lock(*args, **kwargs):
+        # The gateway answers; the database is taken away for a moment before we can write it.
+        reply = answered(*args, **kwargs)
+        connection.close()
+        holder.execute("PRAGMA locking_mode=EXCLUSIVE")
+        holder.execute("BEGIN EXCLUSIVE")
+        holder.execute("UPDATE jobs_videojob SET prompt = prompt")
+        threading.Timer(2, lambda: (holder.execute("COMMIT"), holder.close())).start()
+        return reply
+
+    monkeypatch.setattr("jobs.upstream.requests.request", answer_then_lock)
+
+    tasks.submit_job(job.pk)
+
+    job.refresh_from_db()
+    assert (job.status, job.upstream_id) == (S.QUEUED, "sora-2:t1")
+    assert len(gateway.calls) == 1
