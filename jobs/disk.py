@@ -13,7 +13,7 @@ class StorageFull(upstream.Transient):
     """The disk refused a write: the video waits (its link lasts a day), it does not fail."""
 
 
-def is_full(exc: BaseException) -> bool:
+def is_full(exc: BaseException | None) -> bool:
     """Whether exc, or what caused it, is the disk saying it has no room."""
     while exc is not None:
         if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):

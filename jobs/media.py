@@ -105,7 +105,7 @@ def _download(url: str, path: Path) -> None:
                     out.write(chunk)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
             if disk.is_full(exc):
-                raise disk.StorageFull(f"the disk is full ({exc.strerror})") from exc
+                raise disk.StorageFull("the disk is full (no room for the video)") from exc
             raise upstream.Transient("the download broke off before the end") from exc
     if size == 0 or (declared and size != declared):
         raise upstream.Transient("the download broke off before the end")

@@ -5,12 +5,12 @@ another app says so (the library registers "starred or on a board"): jobs/ never
 names the apps built on it, they add their rule here from their AppConfig.ready().
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import suppress
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from jobs import media
@@ -32,12 +32,12 @@ def exempt() -> Q:
     return rule
 
 
-def stored():
+def stored() -> QuerySet[VideoJob]:
     """Succeeded jobs whose files are still stored."""
     return VideoJob.objects.filter(status=VideoJob.Status.SUCCEEDED, files_removed_at__isnull=True)
 
 
-def due(now: datetime | None = None, within: timedelta = timedelta(0)):
+def due(now: datetime | None = None, within: timedelta = timedelta(0)) -> QuerySet[VideoJob]:
     """Jobs whose files retention removes by now + within (empty when videos are kept forever)."""
     days = settings.SORAWEB_KEEP_VIDEOS_DAYS
     if not days:
@@ -64,11 +64,11 @@ def remove_expired(now: datetime | None = None, limit: int = 500) -> int:
     return removed
 
 
-def removals_within(jobs, days: int = 7) -> dict[int, datetime]:
+def removals_within(jobs: Iterable[VideoJob], days: int = 7) -> dict[int, datetime]:
     """{pk: removal time} for those of jobs whose files go within days; one query, none when kept forever."""
     keep_days = settings.SORAWEB_KEEP_VIDEOS_DAYS
     candidates = [job.pk for job in jobs if job.status == VideoJob.Status.SUCCEEDED]
     if not keep_days or not candidates:
         return {}
     rows = due(within=timedelta(days=days)).filter(pk__in=candidates).values_list("pk", "completed_at")
-    return {pk: completed + timedelta(days=keep_days) for pk, completed in rows}
+    return {pk: completed + timedelta(days=keep_days) for pk, completed in rows if completed}
