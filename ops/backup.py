@@ -13,6 +13,7 @@ import shutil
 import sqlite3
 import tarfile
 import tempfile
+from contextlib import closing
 from datetime import UTC
 from pathlib import Path, PurePosixPath
 
@@ -65,9 +66,14 @@ def backup(dest: Path, source_db: Path | None = None, media_root: Path | None = 
     with tempfile.TemporaryDirectory(prefix="soraweb-backup-", dir=dest.parent) as folder:
         snapshot = Path(folder) / DATABASE
         taken_at = timezone.now()
-        with sqlite3.connect(source_db, timeout=60) as src, sqlite3.connect(snapshot) as out:
+        with (
+            closing(sqlite3.connect(source_db, timeout=60)) as src,
+            src,
+            closing(sqlite3.connect(snapshot)) as out,
+            out,
+        ):
             src.backup(out)  # In one step: a snapshot of one moment.
-        with sqlite3.connect(snapshot) as db:
+        with closing(sqlite3.connect(snapshot)) as db, db:
             jobs = db.execute("SELECT status, COUNT(*) FROM jobs_videojob GROUP BY status").fetchall()
         manifest = {
             "format": FORMAT,
@@ -169,7 +175,7 @@ def restore(archive: Path, target_db: Path | None = None, media_root: Path | Non
                 target.chmod(0o600)
     for stale in (Path(f"{target_db}-wal"), Path(f"{target_db}-shm")):
         stale.unlink(missing_ok=True)
-    with sqlite3.connect(target_db) as db:
+    with closing(sqlite3.connect(target_db)) as db, db:
         (check,) = db.execute("PRAGMA integrity_check").fetchone()
         if check != "ok":
             raise BackupError(f"The restored database fails SQLite's integrity check: {check}")

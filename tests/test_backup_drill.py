@@ -7,6 +7,7 @@ finish, and no job's create call is made twice (the simulator's log says so).
 import sqlite3
 import subprocess
 import sys
+from contextlib import closing
 
 import pytest
 
@@ -70,7 +71,7 @@ def test_a_backup_taken_while_the_worker_runs_restores_and_carries_on(
     processes.beat()
 
     def rows():
-        with sqlite3.connect(fresh / "db.sqlite3") as db:
+        with closing(sqlite3.connect(fresh / "db.sqlite3")) as db, db:
             return db.execute("SELECT prompt, status, video FROM jobs_videojob").fetchall()
 
     wait_for(lambda: all(status in VideoJob.FINAL for _, status, _ in rows()), 120, message="all final")

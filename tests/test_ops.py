@@ -5,6 +5,7 @@ import sqlite3
 import subprocess
 import tarfile
 import threading
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 
@@ -211,7 +212,7 @@ def test_backup_then_restore_onto_an_empty_folder_brings_back_rows_files_and_key
     restored = backups.restore(archive, target_db=target / "db.sqlite3", media_root=target / "media")
 
     assert restored["released"] == 1
-    with sqlite3.connect(target / "db.sqlite3") as db:
+    with closing(sqlite3.connect(target / "db.sqlite3")) as db, db:
         rows = dict(db.execute("SELECT status, lease_token FROM jobs_videojob").fetchall())
     assert rows == {"succeeded": "", "queued": ""}
     assert (target / "media" / done.video.name).read_bytes() == b"x" * 100
@@ -297,7 +298,12 @@ def test_a_read_only_database_answers_503_and_loses_nothing(transactional_db, al
     source = Path(connection.settings_dict["NAME"])
     readonly = tmp_path / "ro"
     readonly.mkdir()
-    with sqlite3.connect(source) as db, sqlite3.connect(tmp_path / "db.sqlite3") as copy:
+    with (
+        closing(sqlite3.connect(source)) as db,
+        db,
+        closing(sqlite3.connect(tmp_path / "db.sqlite3")) as copy,
+        copy,
+    ):
         db.backup(copy)
     subprocess.run(["mount", "--bind", str(tmp_path), str(readonly)], check=True)
     try:
@@ -310,7 +316,7 @@ def test_a_read_only_database_answers_503_and_loses_nothing(transactional_db, al
         connection.close()
         connection.settings_dict["NAME"] = str(source)
         subprocess.run(["umount", "-l", str(readonly)], check=False)
-    with sqlite3.connect(tmp_path / "db.sqlite3") as copy:
+    with closing(sqlite3.connect(tmp_path / "db.sqlite3")) as copy, copy:
         assert copy.execute("SELECT prompt FROM jobs_videojob").fetchall() == [("kept while read-only",)]
 
 
