@@ -40,6 +40,23 @@ class Stack:
 
     def __init__(self, env, logs):
         self.env, self.logs, self.procs = env, logs, {}
+        self.lock = threading.Lock()
+        self.down_on_purpose = set()
+        self.crashes = Counter()
+        self.web_port = None
+
+    def supervise(self, stop):
+        """Restart web, worker or beat when one exits by itself, as compose's `restart:
+        unless-stopped` does; each such exit is counted and printed in the table."""
+        starters = {"worker": self.worker, "beat": self.beat, "web": lambda: self.web(self.web_port)}
+        while not stop.wait(1):
+            with self.lock:
+                for name, start in starters.items():
+                    proc = self.procs.get(name)
+                    if proc and proc.poll() is not None and name not in self.down_on_purpose:
+                        self.crashes[name] += 1
+                        print(f"  {name} exited by itself (code {proc.returncode}); restarted", flush=True)
+                        start()
 
     def start(self, name, *command, env=None):
         log = open(self.logs / f"{name}.log", "ab")  # noqa: SIM115 - the child keeps it
@@ -65,6 +82,7 @@ class Stack:
         )
 
     def web(self, port):
+        self.web_port = port
         return self.start("web", sys.executable, "-m", "gunicorn", "soraweb.wsgi",
                           "--bind", f"127.0.0.1:{port}", "--workers", "2", "--threads", "4",
                           "--timeout", "60")  # fmt: skip
@@ -86,6 +104,7 @@ class Stack:
                 proc.wait()
 
     def stop_all(self):
+        self.down_on_purpose.update(self.procs)
         for name in list(self.procs):
             self.kill(name, signal.SIGTERM)
 
@@ -274,14 +293,19 @@ def main():  # noqa: C901 - one script, read top to bottom
         threads = [
             threading.Thread(target=submitter, daemon=True),
             threading.Thread(target=prober, daemon=True),
+            threading.Thread(target=stack.supervise, args=(stop,), daemon=True),
         ]
         for thread in threads:
             thread.start()
 
         def kill_worker():
-            stack.kill("worker")
+            with stack.lock:
+                stack.down_on_purpose.add("worker")
+                stack.kill("worker")
             time.sleep(rng.uniform(1, 5))
-            stack.worker()
+            with stack.lock:
+                stack.worker()
+                stack.down_on_purpose.discard("worker")
 
         def restart_redis():
             stack.kill("redis", signal.SIGTERM)
@@ -343,6 +367,8 @@ def main():  # noqa: C901 - one script, read top to bottom
             time.sleep(2)
         stop.set()
         rows = [row for row in db.rows() if row[0].startswith(f"soak {SEED} ")]
+        notes += [f"{name} exited by itself {count} times (restarted as compose would)"
+                  for name, count in stack.crashes.items()]  # fmt: skip
         print_table(rows, sim, web, faults, disk / "media", notes, time.monotonic() - started)
         lost = sum(1 for _, status, _, _ in rows if status not in final)
         return 1 if lost or max_creates(rows, sim) > 1 else 0
