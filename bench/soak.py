@@ -202,7 +202,8 @@ class Web:
 
 
 def main():  # noqa: C901 - one script, read top to bottom
-    rng = random.Random(SEED)
+    # Two streams: the faults' schedule repeats with the seed whatever the submitter draws.
+    rng, job_rng = random.Random(SEED), random.Random(SEED + 1)
     print(f"soak: seed {SEED} (SOAK_SEED={SEED} repeats it), {JOBS} jobs over {MINUTES:g} min", flush=True)
     folder = Path(tempfile.mkdtemp(prefix="soraweb-soak-"))
     logs = folder / "logs"
@@ -282,8 +283,8 @@ def main():  # noqa: C901 - one script, read top to bottom
             for n in range(JOBS):
                 if stop.is_set():
                     return
-                web.submit(f"soak {SEED} job {n + 1}", rng)
-                time.sleep(gap * random.uniform(0.5, 1.5))
+                web.submit(f"soak {SEED} job {n + 1}", job_rng)
+                time.sleep(gap * job_rng.uniform(0.5, 1.5))
 
         def prober():
             while not stop.is_set():
