@@ -186,7 +186,7 @@ class Web:
         if response is not None and response.status_code == 302:
             self.submitted.append(prompt)
             return True
-        if response is not None and response.status_code == 200:
+        if response is not None and response.status_code == 429:
             self.refused += 1  # The form said no (storage nearly full): a person would try later.
         else:
             self.failed_posts += 1
@@ -430,7 +430,7 @@ def print_table(rows, sim, web, faults, media_root, notes, seconds):
         ("run", f"{seconds / 60:.1f} min"),
         ("jobs submitted through the web", len(web.submitted)),
         ("submissions refused by the form (storage nearly full)", web.refused),
-        ("submissions that got no answer or an error", web.failed_posts),
+        ("submissions that got no answer or an error (5xx)", web.failed_posts),
         *((f"jobs {state}", states[state]) for state in sorted(states)),
         ("lost (not final after the drain)", sum(1 for _, s, _, _ in rows if s not in final)),
         ("creates per job, max", max((len(tasks.get(p, ())) for p, *_ in rows), default=0)),
