@@ -7,6 +7,7 @@ per-person lock, so two web processes taking submissions at the same moment
 cannot both slip under a limit; the worker is told once the row is committed.
 """
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -18,10 +19,14 @@ from django.db import transaction
 from django.db.models import Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
 
 from jobs import disk
 from jobs.models import Usage, UserLimits, VideoJob
 from jobs.tasks import submit_job
+
+log = logging.getLogger(__name__)
 
 
 class LimitReached(Exception):
@@ -138,8 +143,19 @@ def submit_many(user: Any, builds: list[Callable[[], VideoJob]]) -> list[VideoJo
             Usage.objects.create(user=user, job=job, created_at=job.created_at)
             jobs.append(job)
         # After commit, so the worker finds the rows it is told about.
-        transaction.on_commit(lambda: [submit_job.delay(job.pk) for job in jobs])
+        transaction.on_commit(lambda: _ring(jobs))
     return jobs
+
+
+def _ring(jobs):
+    # The rows are saved: a broker that is down (a Redis restart) must not turn that into
+    # an error page, which would have the person submit, and pay, again. The sweep sends
+    # a pending row whose message never came within SUBMIT_GRACE.
+    try:
+        for job in jobs:
+            submit_job.delay(job.pk)
+    except (KombuOperationalError, RedisError) as exc:
+        log.warning("the broker is unreachable (%s); the sweep will send jobs %s", exc, [j.pk for j in jobs])
 
 
 def _lock(user):

@@ -10,6 +10,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+import redis
 from django.db import connection
 from django.test import Client
 from django.urls import reverse
@@ -346,3 +347,24 @@ def test_a_create_answer_that_meets_a_locked_database_is_written_once_it_frees(
     job.refresh_from_db()
     assert (job.status, job.upstream_id) == (S.QUEUED, "sora-2:t1")
     assert len(gateway.calls) == 1
+
+
+def test_a_submission_while_the_broker_is_down_is_saved_and_says_so_without_an_error(
+    db, alice, client, submitted, django_capture_on_commit_callbacks
+):
+    submitted.side_effect = redis.exceptions.ConnectionError("Connection closed by server.")
+    client.force_login(alice)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post(
+            reverse("jobs:create"),
+            {
+                "prompt": "sent while Redis restarts",
+                "model": "openAiSora2Plus",
+                "aspect_ratio": "16:9",
+                "duration": 4,
+            },
+        )
+    assert response.status_code == 302
+    job = VideoJob.objects.get()
+    assert (job.prompt, job.status) == ("sent while Redis restarts", S.PENDING)
+    submitted.assert_called_once_with(job.pk)
