@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 # pytest-xdist processes; tests/envsetup.py gives each its own DATA_DIR, Redis and database. 0: serial.
 TEST_WORKERS ?= 2
 
-.PHONY: install run check test lint typecheck migrations browser format faults bench clean
+.PHONY: install run check test lint typecheck migrations browser format faults soak bench clean
 
 install: $(VENV)/.installed
 
@@ -54,6 +54,10 @@ bench: install
 # The fault scenarios (tests/test_faults.py) as a table: lost jobs, creates and polls per job (~4 min).
 faults: install
 	$(PY) bench/faults.py
+
+# A few hundred jobs under random faults (~25 min; SOAK_MINUTES, SOAK_JOBS, SOAK_SEED); needs root for its tmpfs.
+soak: install
+	$(PY) -m bench.soak
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -3,7 +3,7 @@
 Each scenario is a real test (worker and beat processes, Redis, the simulator over
 HTTP) that writes its figures to the JSON-lines file named by FAULTS_REPORT. The
 run fails unless every test passed and every row shows 0 lost and at most one
-create call per job.
+create call per job. `FAULTS_LONG=1` adds the slow rows (PostgreSQL down 5 minutes).
 """
 
 import json

@@ -72,8 +72,10 @@ class VideoJobAdmin(admin.ModelAdmin):
                 ]  # fmt: skip
             },
         ),
+        # `kept` is the one field a form may write: no worker ever touches it.
+        ("Retention", {"fields": ["kept", "files_removed_at", "stored_bytes"]}),
     ]
-    readonly_fields = [name for _, section in fieldsets for name in section["fields"]]
+    readonly_fields = [name for _, section in fieldsets for name in section["fields"] if name != "kept"]
 
     @admin.display(description="Prompt")
     def prompt_excerpt(self, job):

@@ -10,6 +10,7 @@ from django.http import JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from jobs import disk
 from jobs.models import Heartbeat
 from soraweb.celery import app
 
@@ -66,7 +67,13 @@ def _sweep():
     return f"{age:.0f} s ago"
 
 
-CHECKS = {"database": _database, "broker": _broker, "worker": _worker, "sweep": _sweep}
+def _storage():
+    if shortage := disk.shortage():
+        raise RuntimeError(shortage)
+    return ", ".join(f"{mb} MB free" for mb in disk.free_mb().values())
+
+
+CHECKS = {"database": _database, "broker": _broker, "worker": _worker, "sweep": _sweep, "storage": _storage}
 
 
 def run_checks(names=None):

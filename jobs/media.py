@@ -24,7 +24,7 @@ from django.db.models.fields.files import FieldFile
 from django.urls import reverse
 from PIL import Image, UnidentifiedImageError
 
-from jobs import params, upstream
+from jobs import disk, params, upstream
 
 logger = logging.getLogger(__name__)
 
@@ -67,6 +67,10 @@ def fetch_video(job: Any) -> tuple[str, str, float]:
             with suppress(OSError, UnidentifiedImageError), job.reference_image.open("rb") as source:
                 store_sizes(source, job.reference_image.name, job.reference_image.storage)
         return video_name, poster_name, info["duration"]
+    except OSError as exc:
+        if disk.is_full(exc):
+            raise disk.StorageFull(f"the disk is full ({exc.strerror})") from exc
+        raise
     finally:
         part.unlink(missing_ok=True)
         poster.unlink(missing_ok=True)
@@ -104,6 +108,8 @@ def _download(url: str, path: Path) -> None:
                             raise not_mp4
                     out.write(chunk)
         except (requests.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            if disk.is_full(exc):
+                raise disk.StorageFull("the disk is full (no room for the video)") from exc
             raise upstream.Transient("the download broke off before the end") from exc
     if size == 0 or (declared and size != declared):
         raise upstream.Transient("the download broke off before the end")
@@ -287,6 +293,8 @@ def make_poster(video: Path, poster: Path, duration: float) -> None:
         capture_output=True,
         timeout=120,
     )  # fmt: skip
+    if result.returncode and b"No space left" in result.stderr:
+        raise disk.StorageFull("the disk is full (no room for the poster)")
     if result.returncode or not poster.exists():
         raise upstream.Permanent("the file is not a playable video (no frame could be read)", kind="download")
 

@@ -242,7 +242,8 @@ class VideoJob(models.Model):
     # Variants made by one submission share a group id (a bare id, not a JobGroup row: a group
     # has nothing of its own but its members, and a row would outlive or miss them).
     group = models.UUIDField(null=True, blank=True, db_index=True)
-    # The person's pick among variants; the library's favourites may take this over.
+    # The take to keep: starred on the group page (so "delete the rest" spares it), or set by
+    # staff in the admin. Retention never removes a kept video's files.
     kept = models.BooleanField(default=False)
 
     status = models.CharField(max_length=16, choices=Status, default=Status.PENDING)
@@ -281,6 +282,11 @@ class VideoJob(models.Model):
     history = models.JSONField(default=list, blank=True)
     # Staff decided about a job on the desk; it leaves the desk but keeps its state.
     dismissed_at = models.DateTimeField(null=True, blank=True)
+    # Retention (SORAWEB_KEEP_VIDEOS_DAYS): a kept video is never removed; a removed one
+    # leaves its row (spend, history) with the time its files went.
+    files_removed_at = models.DateTimeField(null=True, blank=True)
+    # The stored video and poster, in bytes, for the staff storage page.
+    stored_bytes = models.PositiveBigIntegerField(null=True, blank=True)
 
     objects = VideoJobQuerySet.as_manager()
 
@@ -310,6 +316,12 @@ class VideoJob(models.Model):
                 fields=["created_at"],
                 condition=Q(status="unknown") | Q(status="failed", failure_kind="download"),
                 name="job_desk",
+            ),
+            # Retention reads the oldest stored videos only.
+            models.Index(
+                fields=["completed_at"],
+                condition=Q(status="succeeded", files_removed_at__isnull=True),
+                name="job_stored_oldest",
             ),
             # A person's finished jobs since a cursor, for the "ready" notifications.
             models.Index(fields=["owner", "completed_at", "id"], name="job_owner_finished"),
@@ -578,12 +590,34 @@ class VideoJob(models.Model):
             error=f"Download retrying: {error}",
         )
 
-    def mark_succeeded(self, video_name: str, poster_name: str, actual_duration: float | None = None) -> bool:
+    def wait_for_storage(self, error: Exception) -> bool:
+        """The disk was full: try again later while the link lives, without using up an attempt.
+
+        A full disk says nothing about the video, and the gateway's link lasts a day: failing
+        the job would lose a paid video that an admin freeing space could still save.
+        """
+        if not self.link_alive:
+            return self.record_download_error(error, permanent=True)
+        return self._move(
+            [self.Status.DOWNLOADING],
+            next_check_at=timezone.now() + timedelta(seconds=settings.SORAWEB_STORAGE_RETRY_SECONDS),
+            lease_token="",
+            error=f"Waiting for storage space: {error}",
+        )
+
+    def mark_succeeded(
+        self,
+        video_name: str,
+        poster_name: str,
+        actual_duration: float | None = None,
+        stored_bytes: int | None = None,
+    ) -> bool:
         return self._move(
             [self.Status.DOWNLOADING],
             status=self.Status.SUCCEEDED,
             video=video_name,
             poster=poster_name,
+            stored_bytes=stored_bytes,
             actual_duration=self.actual_duration or actual_duration,
             completed_at=timezone.now(),
             error="",
@@ -762,6 +796,17 @@ class VideoJob(models.Model):
     def history_entries(self) -> list[dict[str, Any]]:
         """The history with its times as datetimes, for pages."""
         return [{**entry, "at": datetime.fromisoformat(entry["at"])} for entry in self.history or []]
+
+    def mark_files_removed(self, days: int) -> bool:
+        """Retention took the video and poster; the row stays for spend history and the audit."""
+        return self._move(
+            [self.Status.SUCCEEDED],
+            where=Q(files_removed_at__isnull=True, kept=False),
+            video="",
+            poster="",
+            files_removed_at=timezone.now(),
+            history=self._history_with(f"The video was removed after {days} days (the server's retention)."),
+        )
 
     @property
     def link_alive(self) -> bool:

@@ -8,6 +8,7 @@ processes taking submissions at the same moment cannot both slip under a limit;
 the worker is told once the row is committed. Each new job is recorded in the audit.
 """
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -19,12 +20,17 @@ from django.db import transaction
 from django.db.models import Sum
 from django.db.models.functions import Coalesce
 from django.utils import timezone
+from kombu.exceptions import OperationalError as KombuOperationalError
+from redis.exceptions import RedisError
 
 import audit
+from jobs import disk
 from jobs.models import Usage, UserLimits, VideoJob
 from jobs.tasks import submit_job
 from spend import budget
 from spend.models import TeamBudget
+
+log = logging.getLogger(__name__)
 
 
 class LimitReached(Exception):
@@ -89,6 +95,12 @@ def check(
     now = now or timezone.now()
     if reason := budget.refusal(now, count, row=team):
         raise LimitReached(reason)
+    if disk.shortage():
+        # Its video could not be kept: better refused now than paid for and left waiting.
+        raise LimitReached(
+            "The server's storage is nearly full, so new videos cannot be kept. "
+            "Staff have been told; you can submit again once space is freed."
+        )
     limits, used = limits_for(user, row), used_by(user, now)
     if limits.active_jobs and used.in_progress + count > limits.active_jobs:
         raise LimitReached(
@@ -151,8 +163,19 @@ def submit_many(user: Any, builds: list[Callable[[], VideoJob]]) -> list[VideoJo
                 audit.record(user, "submitted", job)
             jobs.append(job)
         # After commit, so the worker finds the rows it is told about.
-        transaction.on_commit(lambda: [submit_job.delay(job.pk) for job in jobs])
+        transaction.on_commit(lambda: _ring(jobs))
     return jobs
+
+
+def _ring(jobs):
+    # The rows are saved: a broker that is down (a Redis restart) must not turn that into
+    # an error page, which would have the person submit, and pay, again. The sweep sends
+    # a pending row whose message never came within SUBMIT_GRACE.
+    try:
+        for job in jobs:
+            submit_job.delay(job.pk)
+    except (KombuOperationalError, RedisError) as exc:
+        log.warning("the broker is unreachable (%s); the sweep will send jobs %s", exc, [j.pk for j in jobs])
 
 
 def _lock(user):

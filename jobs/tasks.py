@@ -6,12 +6,16 @@ the row lets exactly one task act).
 """
 
 import logging
+import time
+from contextlib import suppress
 
 from celery import shared_task
 from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.core.files.storage import default_storage
+from django.db import InterfaceError, OperationalError, connection
 
-from jobs import media, upstream
+from jobs import disk, media, retention, upstream
 from jobs.models import Heartbeat, VideoJob, download_lease
 
 log = logging.getLogger(__name__)
@@ -19,6 +23,32 @@ log = logging.getLogger(__name__)
 
 def _load(pk):
     return VideoJob.objects.filter(pk=pk).first()
+
+
+def _through_outage(write, *args, **kwargs):
+    """Run write(*args, **kwargs), retrying while the database is away (a restart, a network cut).
+
+    For what a gateway answer must not lose: a create's answer is a paid video, known
+    nowhere else. Other writes need not wait; their row comes due again. Bounded by
+    SORAWEB_DB_OUTAGE_PATIENCE, inside the task's time limit.
+    """
+    # Within the task's soft time limit, which would cut the wait short without a word.
+    patience = min(settings.SORAWEB_DB_OUTAGE_PATIENCE, settings.CELERY_TASK_SOFT_TIME_LIMIT - 30)
+    deadline = time.monotonic() + patience
+    pause = 0.5
+    while True:
+        try:
+            return write(*args, **kwargs)
+        except (OperationalError, InterfaceError):
+            if time.monotonic() + pause > deadline:
+                raise
+            log.warning("the database is unreachable; trying the write again in %.0f s", pause)
+        # The broken connection is dropped so the next try opens a new one.
+        with suppress(Exception):
+            connection.close()
+        time.sleep(pause)
+        # Soon after it is back: before the sweep gives the job up as unknown, if it can.
+        pause = min(pause * 2, 2)
 
 
 @shared_task
@@ -33,16 +63,16 @@ def submit_job(pk):
         image_url = media.reference_url(job) if job.reference_image else None
         created = upstream.create_video(job, image_url)
     except upstream.Transient as exc:
-        job.retry_submit_later(exc)
+        _through_outage(job.retry_submit_later, exc)
     except upstream.Permanent as exc:
-        job.mark_failed(exc.kind, str(exc), from_statuses=[VideoJob.Status.SUBMITTING])
+        _through_outage(job.mark_failed, exc.kind, str(exc), from_statuses=[VideoJob.Status.SUBMITTING])
     except upstream.OutcomeUnknown as exc:
-        job.mark_unknown(str(exc))
+        _through_outage(job.mark_unknown, str(exc))
     except Exception:
         log.exception("job %s: unexpected error while submitting", pk)
-        job.mark_unknown("Something unexpected went wrong while submitting.")
+        _through_outage(job.mark_unknown, "Something unexpected went wrong while submitting.")
     else:
-        job.mark_submitted(created)
+        _through_outage(job.mark_submitted, created)
         if created.status in ("failed", "cancelled"):
             message = created.error or "The video service failed the job at once."
             job.mark_failed(VideoJob.FailureKind.PROVIDER, message, from_statuses=VideoJob.POLLING)
@@ -74,12 +104,15 @@ def download_job(pk, token):
         return
     try:
         video_name, poster_name, seconds = media.fetch_video(job)
+    except disk.StorageFull as exc:
+        job.wait_for_storage(exc)
     except upstream.Permanent as exc:
         job.record_download_error(exc, permanent=True)
     except (upstream.UpstreamError, SoftTimeLimitExceeded) as exc:
         job.record_download_error(exc)
     else:
-        if not job.mark_succeeded(video_name, poster_name, seconds):
+        stored = default_storage.size(video_name) + default_storage.size(poster_name)
+        if not job.mark_succeeded(video_name, poster_name, seconds, stored_bytes=stored):
             # Cancelled while downloading: keep nothing nobody is tracking.
             default_storage.delete(video_name)
             default_storage.delete(poster_name)
@@ -104,3 +137,9 @@ def sweep():
             download_job.delay(pk, token)
         else:
             poll_job.delay(pk, token)
+
+
+@shared_task
+def remove_expired_videos():
+    """Retention: remove the files of videos older than SORAWEB_KEEP_VIDEOS_DAYS (beat, hourly)."""
+    retention.remove_expired()

@@ -14,7 +14,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_http_methods, require_POST, require_safe
 from django.views.decorators.vary import vary_on_headers
 
-from jobs import actions, estimates, files, firstrun, media, params, submission
+from jobs import actions, disk, estimates, files, firstrun, media, params, retention, submission
 from jobs.forms import GalleryFilterForm, VideoJobForm
 from jobs.models import VideoJob, cursor_value, parse_cursor
 
@@ -26,7 +26,7 @@ FILTERS = VideoJob.TABS
 # What a card needs; prompts can be long but are shown, the rest of the row is not.
 CARD_FIELDS = (
     "id", "prompt", "model", "aspect_ratio", "duration", "status", "failure_kind", "poster",
-    "created_at", "submitted_at", "completed_at", "owner__username", "group", "kept",
+    "created_at", "submitted_at", "completed_at", "owner__username", "group", "kept", "files_removed_at",
 )  # fmt: skip
 
 
@@ -130,9 +130,14 @@ def gallery(request):
             ("failed", "Failed or needs attention"),
         ]
     ]
+    removals = retention.removals_within(page)
+    for job in page:
+        job.removal_at = removals.get(job.pk)
     context = {
         "jobs": page,
         "entries": gallery_entries(page),
+        # Staff are told before people's submissions start being refused for it.
+        "storage_shortage": disk.shortage() if request.user.is_staff else None,
         "tab": tab,
         "tabs": tabs,
         "mine": mine,

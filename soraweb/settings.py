@@ -144,6 +144,7 @@ INSTALLED_APPS = [
     "api",
     "spend",
     "audit",
+    "ops",
 ]
 
 MIDDLEWARE = [
@@ -202,6 +203,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     # Worker processes in tests must see the test database, so it is a file too.
     DATABASES["default"]["TEST"] = {"NAME": str(DATA_DIR / "test-db.sqlite3")}
+else:
+    # A kept connection that died with a database restart is noticed and replaced on
+    # its next use, so web and workers carry on by themselves once it is back.
+    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -381,6 +386,18 @@ SORAWEB_TEAM_MONTHLY_BUDGET = env_limit("SORAWEB_TEAM_MONTHLY_BUDGET", Decimal("
 # Who a refusal at the budget tells people to ask; empty: the staff's usernames.
 SORAWEB_BUDGET_CONTACT = env_str("SORAWEB_BUDGET_CONTACT")
 
+# --- Operations (ops/) ----------------------------------------------------------
+# Below this much free space where videos are stored (and where downloads are staged),
+# /healthz fails its storage check, staff see a banner and new submissions wait.
+SORAWEB_MIN_FREE_DISK_MB = env_int("SORAWEB_MIN_FREE_DISK_MB", 1024)
+# A download that met a full disk tries again this often while the link is alive.
+SORAWEB_STORAGE_RETRY_SECONDS = env_int("SORAWEB_STORAGE_RETRY_SECONDS", 300)
+# How long a worker keeps trying to write a create call's answer while the database is
+# away: that answer is a paid video known nowhere else.
+SORAWEB_DB_OUTAGE_PATIENCE = env_int("SORAWEB_DB_OUTAGE_PATIENCE", 600)
+# Videos (and posters) of finished jobs older than this are removed; 0 keeps them forever.
+SORAWEB_KEEP_VIDEOS_DAYS = env_int("SORAWEB_KEEP_VIDEOS_DAYS", 0)
+
 # --- Celery: the row is the truth, Redis only rings the doorbell ---------------
 # Unset: the embedded Redis under DATA_DIR. Settings only name it; the processes that
 # need it (runstack, a Celery worker or beat, the test setup) start it.
@@ -416,4 +433,5 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE = {
     "sweep": {"task": "jobs.tasks.sweep", "schedule": float(SORA_SWEEP_INTERVAL)},
     "webhooks": {"task": "api.tasks.webhook_sweep", "schedule": float(SORA_SWEEP_INTERVAL)},
+    "retention": {"task": "jobs.tasks.remove_expired_videos", "schedule": 3600.0},
 }

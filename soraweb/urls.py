@@ -24,5 +24,9 @@ urlpatterns = [
     path("account/", include("api.urls")),
     path("spend/", include("spend.urls")),
     path("audit/", include("audit.urls")),
+    path("ops/", include("ops.urls")),
     path("", include("jobs.urls")),
 ]
+
+# A database that is away answers 503 with a plain page; anything else the usual 500.
+handler500 = "ops.outage.server_error"

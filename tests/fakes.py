@@ -4,8 +4,10 @@ standing in for video hosts."""
 import contextlib
 import io
 import json as jsonlib
+import os
 import socket
 import ssl
+import subprocess
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -132,3 +134,77 @@ def mp4_body(size):
 
 
 # --- 1. A worker killed (kill -9) at each step -------------------------------------
+
+
+class PrivatePostgres:
+    """A PostgreSQL server of the caller's own: Debian's binaries, a temp data folder, a free
+    port. Never the machine's shared server: stopping that would hit everyone using it.
+
+    PostgreSQL refuses to run as root, so as root it runs as the `postgres` user.
+    """
+
+    def __init__(self):
+        import glob
+        import tempfile
+
+        found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+        self.missing = None if found else "no PostgreSQL server binaries under /usr/lib/postgresql"
+        self.bin = os.path.dirname(found[-1]) if found else ""
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.folder = tempfile.mkdtemp(prefix="soraweb-pg-")
+        self.data = os.path.join(self.folder, "data")
+        if os.geteuid() == 0:
+            import pwd
+
+            user = pwd.getpwnam("postgres")
+            os.chown(self.folder, user.pw_uid, user.pw_gid)
+
+    def _run(self, program, *args, check=True):
+        command = [os.path.join(self.bin, program), *args]
+        if os.geteuid() == 0:
+            command = ["runuser", "-u", "postgres", "--", *command]
+        return subprocess.run(command, capture_output=True, text=True, check=check, timeout=120)
+
+    def url(self, database="postgres"):
+        return f"postgres://soraweb@127.0.0.1:{self.port}/{database}"
+
+    def start(self):
+        if not os.path.exists(self.data):
+            self._run("initdb", "-D", self.data, "-A", "trust", "-U", "soraweb", "-E", "UTF8", "--no-sync")
+        options = (
+            f"-p {self.port} -k {self.folder} -c listen_addresses=127.0.0.1 "
+            "-c fsync=off -c full_page_writes=off -c synchronous_commit=off"
+        )
+        log = os.path.join(self.folder, "server.log")
+        self._run("pg_ctl", "-D", self.data, "-l", log, "-o", options, "-w", "-t", "60", "start")
+        return self
+
+    def stop(self, mode="fast"):
+        """fast: connections are cut, as in a restart; immediate: as if the machine died."""
+        self._run("pg_ctl", "-D", self.data, "-m", mode, "-w", "stop", check=False)
+
+    def restart(self):
+        self.stop()
+        self.start()
+
+    def create_database(self, name):
+        import psycopg
+
+        with psycopg.connect(self.url(), autocommit=True) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        return self.url(name)
+
+    def query(self, database, sql, params=()):
+        import psycopg
+
+        with psycopg.connect(self.url(database), connect_timeout=5) as conn:
+            return conn.execute(sql, params).fetchall()
+
+    def close(self):
+        import shutil
+
+        if self.bin and os.path.exists(self.data):
+            self.stop("immediate")
+        shutil.rmtree(self.folder, ignore_errors=True)

@@ -11,14 +11,17 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections import Counter
 from datetime import timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import redis
+import requests
 from django.conf import settings
 from django.db import connection
 from django.utils import timezone
@@ -26,8 +29,8 @@ from django.utils import timezone
 from jobs.models import VideoJob
 from jobs.tasks import submit_job
 from simulator import CREATE_PATHS, RESULT_PREFIX, VIDEO_PREFIX
-from tests.fakes import Listener, LocalServer, mp4_body
-from tests.helpers import free_port, wait_for
+from tests.fakes import Listener, LocalServer, PrivatePostgres, mp4_body
+from tests.helpers import ROOT, free_port, wait_for
 
 pytestmark = [pytest.mark.integration]
 
@@ -87,6 +90,9 @@ class Lab:
     def row(self, job):
         return VideoJob.objects.get(pk=job.pk)
 
+    def rows(self):
+        return list(VideoJob.objects.filter(pk__in=[job.pk for job in self.jobs]))
+
     def status(self, job):
         return self.row(job).status
 
@@ -98,7 +104,7 @@ class Lab:
 
     def wait_final(self, timeout=150):
         def all_final():
-            rows = list(VideoJob.objects.filter(pk__in=[job.pk for job in self.jobs]))
+            rows = self.rows()
             return rows if all(row.is_final for row in rows) else None
 
         return {row.pk: row for row in self.wait(all_final, "every job to reach a final state", timeout)}
@@ -145,7 +151,7 @@ class Lab:
 
     def figures(self):
         log = self.sim.requests_log()
-        rows = list(VideoJob.objects.filter(pk__in=[job.pk for job in self.jobs]))
+        rows = self.rows()
         outcomes = Counter(row.status for row in rows)
         creates = [len(self.task_ids(row, log)) for row in rows]
         poll_times = [sorted(e["time"] for e in self.polls(row, log)) for row in rows]
@@ -607,4 +613,199 @@ def test_a_graceful_restart_mid_poll_and_mid_download_resumes_the_work(lab):
 
     assert {row.status for row in rows.values()} == {S.SUCCEEDED}
     assert [len(lab.creates(job)) for job in lab.jobs] == [1, 1]
+    lab.check_figures()
+
+
+# --- 7. The database goes away: PostgreSQL restarted, or down for 30 s -----------------
+
+MAKE_JOBS = """
+import json, os
+from django.contrib.auth import get_user_model
+from jobs.models import VideoJob
+from jobs.tasks import submit_job
+owner, _ = get_user_model().objects.get_or_create(username="alice")
+jobs = [VideoJob.objects.create(owner=owner, prompt=p, duration=4) for p in json.loads(os.environ["PROMPTS"])]
+for job in jobs:
+    submit_job.delay(job.pk)
+print(json.dumps([[job.pk, job.prompt] for job in jobs], separators=(",", ":")))
+"""
+
+
+class PostgresLab(Lab):
+    """A Lab whose processes (web, worker, beat) all use a private PostgreSQL.
+
+    The test's own database stays SQLite: rows are read with psycopg and made by a
+    Django process pointed at PostgreSQL, as the web would make them.
+    """
+
+    DATABASE = "soraweb"
+
+    def __init__(self, processes, sim, pg):
+        super().__init__(processes, sim, owner=None)
+        self.pg = pg
+        self.env(DATABASE_URL=pg.create_database(self.DATABASE))
+        subprocess.run(
+            [sys.executable, "manage.py", "migrate", "-v", "0"], cwd=ROOT, env=processes.env, check=True
+        )
+        self.web_url = None
+
+    def web(self):
+        port = free_port()
+        self.processes.start(
+            "web", sys.executable, "-m", "gunicorn", "soraweb.wsgi", "--bind", f"127.0.0.1:{port}",
+            "--workers", "1", "--threads", "4", "--timeout", "60",
+        )  # fmt: skip
+        self.web_url = f"http://127.0.0.1:{port}"
+        self.wait(lambda: self.get("/healthz") is not None, "the web to answer", timeout=30)
+
+    def get(self, path):
+        try:
+            return requests.get(self.web_url + path, timeout=10, allow_redirects=False)
+        except requests.RequestException:
+            return None
+
+    def make_jobs(self, label, count):
+        """count jobs made and rung by a Django process on PostgreSQL."""
+        prompts = [f"{label} (job {len(self.jobs) + i + 1})" for i in range(count)]
+        out = subprocess.run(
+            [sys.executable, "manage.py", "shell", "-c", MAKE_JOBS],
+            cwd=ROOT, env={**self.processes.env, "PROMPTS": json.dumps(prompts)},
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        answer = json.loads(out.stdout.splitlines()[-1])
+        made = [SimpleNamespace(pk=pk, prompt=prompt) for pk, prompt in answer]
+        self.jobs.extend(made)
+        return made
+
+    def rows(self):
+        found = self.pg.query(
+            self.DATABASE,
+            "SELECT id, prompt, status FROM jobs_videojob WHERE id = ANY(%s)",
+            ([job.pk for job in self.jobs],),
+        )
+        return [
+            SimpleNamespace(pk=pk, prompt=prompt, status=status, is_final=status in VideoJob.FINAL)
+            for pk, prompt, status in found
+        ]
+
+    def statuses(self, jobs):
+        by_pk = {row.pk: row.status for row in self.rows()}
+        return [by_pk[job.pk] for job in jobs]
+
+
+@pytest.fixture
+def private_postgres():
+    server = PrivatePostgres()
+    if server.missing:
+        pytest.skip(server.missing)
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def postgres_lab(processes, sim, private_postgres):
+    config = sim.config()
+    lab = PostgresLab(processes, sim, private_postgres)
+    yield lab
+    sim.configure(**config)
+    lab.record()
+
+
+def assert_plain_503(response):
+    assert response is not None and response.status_code == 503, response
+    assert "Back in a moment" in response.text
+    assert "Traceback" not in response.text and "psycopg" not in response.text
+
+
+# The 5-minute outage is a row of `FAULTS_LONG=1 make faults` only: too slow for the suite.
+OUTAGES = {"restart": 0, "down 30 s": 30, **({"down 5 min": 300} if os.environ.get("FAULTS_LONG") else {})}
+
+
+@pytest.mark.parametrize("outage", OUTAGES)
+def test_postgres_restarted_or_down_with_jobs_in_every_state_loses_none(postgres_lab, outage):
+    lab, pg = postgres_lab, postgres_lab.pg
+    lab.scenario(f"7. PostgreSQL {'restarted' if outage == 'restart' else outage + ' (stop, start)'}")
+    # A worker writes a create's answer through the outage, within its task's time limit.
+    lab.env(SORA_DOWNLOAD_TIMEOUT=max(60, OUTAGES[outage] + 60))
+    lab.worker()
+    lab.beat()
+    lab.web()
+
+    finished = lab.make_jobs("done before", 2)
+    lab.wait(lambda: S.SUCCEEDED in lab.statuses(finished), "a job to finish before the outage")
+    polling = lab.make_jobs("polling during", 2)
+    lab.wait(lambda: all(s in VideoJob.POLLING for s in lab.statuses(polling)), "jobs being polled")
+    # Creates the gateway answers 3 s late: their answers arrive while the database is away.
+    lab.sim.configure(hang_seconds=3)
+    lab.sim.set_faults(create=["timeout", "timeout"])
+    answering = lab.make_jobs("create answered during", 2)
+    lab.wait(lambda: all(lab.hanging("create", job) for job in answering), "creates in flight")
+
+    if outage == "restart":
+        pg.restart()
+    else:
+        pg.stop()
+        down_at = time.monotonic()
+        assert_plain_503(lab.get("/accounts/login/"))
+        health = lab.get("/healthz")
+        assert health.status_code == 503 and health.json()["checks"]["database"]["ok"] is False
+        time.sleep(max(0, OUTAGES[outage] - (time.monotonic() - down_at)))
+        pg.start()
+
+    # A create answered while the database was away may show "needs attention" for a moment
+    # (the sweep gave its call up) until the worker writes the answer: then it resumes.
+    everyone = lambda: all(s == S.SUCCEEDED for s in lab.statuses(lab.jobs))  # noqa: E731
+    lab.wait(everyone, "every job to succeed", timeout=180)
+    lab.check_figures()
+    # Web carries on by itself with the connections it kept.
+    healthy = lambda: (r := lab.get("/healthz")) is not None and r.json()["checks"]["database"]["ok"]  # noqa: E731
+    lab.wait(healthy, "healthz to find the database again")
+    assert lab.get("/accounts/login/").status_code == 200
+
+
+# --- 8. A full disk ------------------------------------------------------------------
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 16 MB filesystem of the test's own (a tmpfs; mounting needs root, as CI has)."""
+    folder = tmp_path / "small-disk"
+    folder.mkdir()
+    command = ["mount", "-t", "tmpfs", "-o", "size=16m", "tmpfs", str(folder)]
+    mounted = subprocess.run(command, capture_output=True, text=True)
+    if mounted.returncode:
+        pytest.skip(f"cannot mount a small tmpfs (needs root): {mounted.stderr.strip()}")
+    yield folder
+    subprocess.run(["umount", "-l", str(folder)], check=False)
+
+
+def test_a_full_disk_makes_downloads_wait_not_fail_and_they_finish_once_space_is_freed(lab, small_disk):
+    lab.scenario("8. disk full, then space freed")
+    # Downloads are staged in DATA_DIR and stored in MEDIA_ROOT: both on the small disk.
+    lab.env(
+        DATA_DIR=small_disk, MEDIA_ROOT=small_disk / "media", REDIS_URL=settings.CELERY_BROKER_URL,
+        SORAWEB_STORAGE_RETRY_SECONDS=2, SORAWEB_MIN_FREE_DISK_MB=0,
+    )  # fmt: skip
+    filler = small_disk / "filler"
+    filler.write_bytes(b"\0" * 15 * 2**20)  # 1 MB left: a 4 s video is about 3 MB.
+    lab.worker()
+    lab.beat()
+    jobs = [lab.job("kept for a full disk") for _ in range(3)]
+
+    def waiting_for_space():
+        rows = [lab.row(job) for job in jobs]
+        waiting = [r for r in rows if r.status == S.DOWNLOADING and r.error.startswith("Waiting for storage")]
+        return len(waiting) == len(jobs) and all(r.download_attempts == 0 for r in rows)
+
+    lab.wait(waiting_for_space, "every download to wait for space", timeout=90)
+    time.sleep(5)  # A few more tries against the full disk: still waiting, never failed.
+    assert waiting_for_space()
+    assert not list((small_disk / "staging").glob("job-*")), "a staging file was left behind"
+
+    filler.unlink()
+    rows = lab.wait_final(timeout=120)
+    assert {row.status for row in rows.values()} == {S.SUCCEEDED}
+    for row in rows.values():
+        assert (small_disk / "media" / row.video.name).stat().st_size > 0
     lab.check_figures()

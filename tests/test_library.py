@@ -299,3 +299,15 @@ def test_the_video_page_lists_its_boards_and_takes_it_off_one(client, alice):
     assert "Remove from Picks" in client.get(reverse("jobs:detail", args=[job.pk])).content.decode()
     client.post(reverse("library:remove", args=[board.pk]), {"ids": [job.pk], "next": f"/jobs/{job.pk}/"})
     assert not BoardItem.objects.exists() and VideoJob.objects.filter(pk=job.pk).exists()
+
+
+def test_retention_spares_a_starred_video_and_one_on_a_board(alice):
+    from jobs import retention
+
+    starred, boarded, plain = (make_job(alice, status="succeeded") for _ in range(3))
+    Favourite.objects.create(user=alice, job=starred)
+    BoardItem.objects.create(board=Board.objects.create(name="Keepers", created_by=alice), job=boarded)
+
+    spared = set(VideoJob.objects.filter(retention.exempt()).values_list("pk", flat=True))
+
+    assert spared == {starred.pk, boarded.pk}

@@ -287,6 +287,8 @@ def expected(actor, method, name):
         return OK if method == "GET" else NOT_ALLOWED
     if name == "audit:events":
         return NOT_ALLOWED if method == "POST" else OK if actor == "staff" else FORBIDDEN
+    if name == "ops:storage":
+        return (OK if method == "GET" else NOT_ALLOWED) if actor == "staff" else FORBIDDEN
     raise AssertionError(f"no expectation for {name}: add one")
 
 
