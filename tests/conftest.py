@@ -18,7 +18,8 @@ from tests.helpers import ROOT, S3Bucket, free_port
 # server of its own. A test using one of these fixtures must say so with a marker, or
 # collection stops: the fast lane must not quietly grow slow, nor lose coverage to it.
 SLOW_FIXTURES = {"live_server", "processes", "stack", "studio", "browser", "simulator", "s3"}
-SLOW_MARKERS = ("slow", "integration", "browser")
+# A crawl needs no process, but walks every URL as every actor: minutes, not seconds.
+SLOW_MARKERS = ("slow", "integration", "browser", "crawl")
 
 
 def pytest_collection_modifyitems(config, items):

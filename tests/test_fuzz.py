@@ -76,6 +76,7 @@ def actors(alice, staff, settings, tmp_path):
     return {"anonymous": anonymous, "alice": user, "staff": admin}
 
 
+@pytest.mark.crawl
 @pytest.mark.parametrize("route", sorted(set(every_route())))
 def test_no_url_answers_500_to_hostile_path_values_or_query_parameters(actors, route):
     if route.endswith("logout/"):

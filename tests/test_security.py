@@ -383,6 +383,7 @@ def expected_in_admin(actor, method, name):
     return get if method == "GET" else post
 
 
+@pytest.mark.crawl
 @pytest.mark.parametrize("actor", list(ACTORS))
 def test_every_url_answers_each_actor_as_it_should_and_changes_nothing_it_may_not(
     actor, settings, client, alice, bob, mallory, staff, submitted, request, monkeypatch
@@ -482,6 +483,7 @@ def test_an_unknown_scope_refuses_to_start():
 # --- Forged requests (CSRF) ----------------------------------------------------------
 
 
+@pytest.mark.crawl
 @pytest.mark.parametrize("who", ["anonymous", "staff"])
 def test_every_post_without_a_csrf_token_is_refused_and_changes_nothing(who, alice, staff, submitted):
     client = Client(enforce_csrf_checks=True)
