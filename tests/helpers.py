@@ -3,8 +3,11 @@
 import secrets
 import socket
 import sys
+import threading
 import time
 from pathlib import Path
+
+from django.db import connections
 
 ROOT = Path(__file__).resolve().parent.parent
 ARTIFACTS = ROOT / "artifacts"
@@ -111,3 +114,25 @@ def assert_no_axe_violations(page):
         for v in violations
     ]
     assert not violations, f"{page.url}:\n" + "\n".join(report)
+
+
+def race(submitters):
+    """Run each submitter in its own thread (its own database connection), all released at once."""
+    barrier = threading.Barrier(len(submitters))
+    results = [None] * len(submitters)
+
+    def run(index, submitter):
+        try:
+            barrier.wait()
+            results[index] = submitter()
+        except Exception as exc:  # Reported below, not lost in the thread.
+            results[index] = exc
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=run, args=(n, s)) for n, s in enumerate(submitters)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    return results

@@ -1,14 +1,13 @@
 """The team's monthly budget: counted from known costs and jobs in progress, enforced with
 the per-person limits in one transaction, a banner at 80%, and a refusal that says whom to ask."""
 
-import threading
 import time
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
 from django.core.cache import cache
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -19,6 +18,7 @@ from jobs import submission
 from jobs.models import Usage, VideoJob
 from spend import budget, summaries
 from tests.factories import make_job
+from tests.helpers import race
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media")]
 Status = VideoJob.Status
@@ -181,28 +181,6 @@ def test_signed_out_pages_compute_no_banner(client, bob, submitted):
 
 
 # --- Racing for the last of the budget ---------------------------------------------------------
-
-
-def race(submitters):
-    """Run each submitter in its own thread (its own database connection), all released at once."""
-    barrier = threading.Barrier(len(submitters))
-    results = [None] * len(submitters)
-
-    def run(index, submitter):
-        try:
-            barrier.wait()
-            results[index] = submitter()
-        except Exception as exc:  # Reported below, not lost in the thread.
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(n, s)) for n, s in enumerate(submitters)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 @pytest.fixture

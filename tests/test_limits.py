@@ -1,14 +1,13 @@
 """Per-person limits: jobs in progress, jobs per day, spend per month; set in admin,
 defaulting to settings; holding when submissions race."""
 
-import threading
 import time
 from datetime import timedelta
 from decimal import Decimal
 from unittest import mock
 
 import pytest
-from django.db import connection, connections, transaction
+from django.db import connection, transaction
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -16,6 +15,7 @@ from django.utils import timezone
 from jobs import submission
 from jobs.models import Usage, UserLimits, VideoJob
 from tests.factories import make_job
+from tests.helpers import race
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media")]
 Status = VideoJob.Status
@@ -261,28 +261,6 @@ def test_an_admin_sets_a_persons_limits_on_their_user_page(client, alice, staff,
 
 
 # --- Racing submissions ----------------------------------------------------------------------
-
-
-def race(submitters):
-    """Run each submitter in its own thread (its own database connection), all released at once."""
-    barrier = threading.Barrier(len(submitters))
-    results = [None] * len(submitters)
-
-    def run(index, submitter):
-        try:
-            barrier.wait()
-            results[index] = submitter()
-        except Exception as exc:  # Reported below, not lost in the thread.
-            results[index] = exc
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=run, args=(n, s)) for n, s in enumerate(submitters)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return results
 
 
 @pytest.fixture
