@@ -10,6 +10,7 @@ import sys
 from contextlib import closing
 
 import pytest
+from django.conf import settings
 
 from jobs import media
 from jobs.models import VideoJob
@@ -30,6 +31,10 @@ def manage(env, *args):
     return result.stdout
 
 
+@pytest.mark.skipif(
+    not settings.DATABASES["default"]["ENGINE"].endswith("sqlite3"),
+    reason="backs up the embedded SQLite default; PostgreSQL is backed up with pg_dump (docs/deploy.md)",
+)
 def test_a_backup_taken_while_the_worker_runs_restores_and_carries_on(
     processes, sim, alice, settings, tmp_path
 ):
