@@ -136,3 +136,23 @@ def race(submitters):
     for thread in threads:
         thread.join(timeout=60)
     return results
+
+
+def user_limits_post(client, url, user, **limits):
+    """The user's admin change form as posted back unchanged, with a new limits inline row."""
+    form = client.get(url).context["adminform"].form
+    data = {name: value for name, value in form.initial.items() if value is not None and name != "password"}
+    data |= {
+        "date_joined_0": "2026-01-01",
+        "date_joined_1": "00:00:00",
+        "last_login_0": "",
+        "last_login_1": "",
+    }
+    data |= {
+        "limits-TOTAL_FORMS": "1", "limits-INITIAL_FORMS": "0", "limits-MIN_NUM_FORMS": "0",
+        "limits-MAX_NUM_FORMS": "1", "limits-0-user": str(user.pk),
+    }  # fmt: skip
+    data |= {f"limits-0-{name}": value for name, value in limits.items()}
+    data.pop("groups", None)
+    data.pop("user_permissions", None)
+    return data

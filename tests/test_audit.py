@@ -13,6 +13,7 @@ from audit.models import AuditEvent
 from jobs import submission
 from jobs.models import VideoJob
 from tests.factories import make_job
+from tests.helpers import user_limits_post
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media", "submitted")]
 Status = VideoJob.Status
@@ -106,21 +107,7 @@ def test_a_person_deleted_later_is_still_named(client, django_user_model, alice)
 def test_an_admin_changing_a_limit_is_recorded(client, alice, staff):
     client.force_login(staff)
     url = reverse("admin:auth_user_change", args=[alice.pk])
-    form = client.get(url).context["adminform"].form
-    data = {name: value for name, value in form.initial.items() if value is not None and name != "password"}
-    data |= {
-        "date_joined_0": "2026-01-01",
-        "date_joined_1": "00:00:00",
-        "last_login_0": "",
-        "last_login_1": "",
-    }
-    data |= {
-        "limits-TOTAL_FORMS": "1", "limits-INITIAL_FORMS": "0", "limits-MIN_NUM_FORMS": "0",
-        "limits-MAX_NUM_FORMS": "1", "limits-0-active_jobs": "9", "limits-0-jobs_per_day": "",
-        "limits-0-monthly_spend": "", "limits-0-user": str(alice.pk),
-    }  # fmt: skip
-    data.pop("groups", None)
-    data.pop("user_permissions", None)
+    data = user_limits_post(client, url, alice, active_jobs="9", jobs_per_day="", monthly_spend="")
 
     assert client.post(url, data).status_code == 302
 

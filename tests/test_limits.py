@@ -15,7 +15,7 @@ from django.utils import timezone
 from jobs import submission
 from jobs.models import Usage, UserLimits, VideoJob
 from tests.factories import make_job
-from tests.helpers import race
+from tests.helpers import race, user_limits_post
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("media")]
 Status = VideoJob.Status
@@ -240,21 +240,7 @@ def test_an_admin_sets_a_persons_limits_on_their_user_page(client, alice, staff,
     page = client.get(url).content.decode()
     assert "Empty: the server default (SORAWEB_LIMIT_ACTIVE_JOBS). 0: no limit." in page
     assert "0 in progress of 2; 0 today of 4; 0.00 spent this month of 10" in page
-    form = client.get(url).context["adminform"].form
-    data = {name: value for name, value in form.initial.items() if value is not None and name != "password"}
-    data |= {
-        "date_joined_0": "2026-01-01",
-        "date_joined_1": "00:00:00",
-        "last_login_0": "",
-        "last_login_1": "",
-    }
-    data |= {
-        "limits-TOTAL_FORMS": "1", "limits-INITIAL_FORMS": "0", "limits-MIN_NUM_FORMS": "0",
-        "limits-MAX_NUM_FORMS": "1", "limits-0-active_jobs": "9", "limits-0-jobs_per_day": "",
-        "limits-0-monthly_spend": "25.50", "limits-0-user": str(alice.pk),
-    }  # fmt: skip
-    data.pop("groups", None)
-    data.pop("user_permissions", None)
+    data = user_limits_post(client, url, alice, active_jobs="9", jobs_per_day="", monthly_spend="25.50")
     response = client.post(url, data)
     assert response.status_code == 302, response.context["adminform"].form.errors
     assert submission.limits_for(alice) == submission.Limits(9, 4, Decimal("25.50"))
