@@ -16,7 +16,6 @@ from jobs.forms import VideoJobForm
 from jobs.models import VideoJob
 
 EXTRA_FIELDS = ("reference_from", "variants")
-MAX_VARIANTS = 4
 
 
 def read_body(request: HttpRequest) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -68,10 +67,9 @@ def create_jobs(
             fields={n: ["Unknown field."] for n in unknown},
         )
     variants = _whole_number(fields.get("variants", 1), "variants")
-    if not 1 <= variants <= MAX_VARIANTS:
-        raise ApiError(
-            422, "invalid", f"variants must be 1 to {MAX_VARIANTS}.", fields={"variants": ["1 to 4."]}
-        )
+    if not 1 <= variants <= VideoJob.MAX_VARIANTS:
+        allowed = f"1 to {VideoJob.MAX_VARIANTS}"
+        raise ApiError(422, "invalid", f"variants must be {allowed}.", fields={"variants": [f"{allowed}."]})
     data = {name: fields[name] for name in VideoJob.SETTINGS if fields.get(name) is not None}
     for name in VideoJob.CHOICES:
         data.setdefault(name, VideoJob._meta.get_field(name).default)

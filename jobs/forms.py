@@ -37,7 +37,7 @@ def has_visible_text(text):
     )
 
 
-VARIANT_CHOICES = [(count, str(count)) for count in range(1, 5)]
+VARIANT_CHOICES = [(count, str(count)) for count in range(1, VideoJob.MAX_VARIANTS + 1)]
 REFERENCE_CHOICES = 8
 
 

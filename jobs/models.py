@@ -213,6 +213,8 @@ class VideoJob(models.Model):
     # A job's settings, in one place: what a person chooses on the form, what the admin
     # shows, what "retry" and "use these settings" repeat (the reference image aside).
     CHOICES = ("model", "aspect_ratio", "duration")
+    # Variants made by one submission (one group); the gallery relies on the bound too.
+    MAX_VARIANTS = 4
     SETTINGS = ("prompt", *CHOICES)
     # The gateway's pixel size (width, height) for each orientation.
     SIZES: dict[str, tuple[int, int]] = {

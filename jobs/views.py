@@ -114,6 +114,7 @@ def gallery(request):
         page = list(jobs.order_by("-created_at", "-id")[: PAGE_SIZE + 1])
         has_newer, has_older = bool(before), len(page) > PAGE_SIZE
         page = page[:PAGE_SIZE]
+    page = whole_groups(jobs, page)
 
     kept = {**filters.params(), "mine": "1" if mine else None}
 
@@ -153,6 +154,28 @@ def gallery(request):
         "live_version": live_version(page),
     }
     return render(request, "jobs/gallery.html", context)
+
+
+def whole_groups(jobs, page):
+    """The page, with any group cut by its first or last card completed from the next page.
+
+    Variants sit next to each other in the gallery's order, so only the two ends can cut one;
+    the cursors then follow the completed ends, and the next page starts after the group.
+    """
+    if not page:
+        return page
+    newest, oldest = page[0], page[-1]
+    if oldest.group:
+        older = jobs.filter(group=oldest.group, created_at__lte=oldest.created_at).filter(
+            Q(created_at__lt=oldest.created_at) | Q(pk__lt=oldest.pk)
+        )
+        page = page + list(older.order_by("-created_at", "-id")[: VideoJob.MAX_VARIANTS])
+    if newest.group:
+        newer = jobs.filter(group=newest.group, created_at__gte=newest.created_at).filter(
+            Q(created_at__gt=newest.created_at) | Q(pk__gt=newest.pk)
+        )
+        page = list(newer.order_by("-created_at", "-id")[: VideoJob.MAX_VARIANTS]) + page
+    return page
 
 
 def gallery_entries(page):

@@ -149,6 +149,23 @@ def test_the_gallery_stacks_a_group_with_each_variant_s_status(client, alice):
     assert "2 variants" in page and "<progress" in page
 
 
+def test_a_group_cut_by_the_page_end_is_shown_whole_on_one_page(client, alice):
+    from jobs.views import PAGE_SIZE
+
+    group = uuid.uuid4()
+    older = [make_job(alice, prompt=f"older {n}") for n in range(3)]
+    variants = [make_job(alice, group=group, prompt="one boat") for _ in range(4)]
+    [make_job(alice, prompt=f"newer {n}") for n in range(PAGE_SIZE - 2)]  # the page ends mid-group
+    client = signed_in(client, alice)
+
+    first = client.get(reverse("jobs:gallery"))
+    second = client.get(first.context["older_url"])
+
+    assert [job.pk for job in first.context["entries"][-1]["members"]] == [job.pk for job in variants]
+    shown = [job.pk for entry in second.context["entries"] for job in entry["members"]]
+    assert shown == [job.pk for job in reversed(older)]
+
+
 def test_the_live_cards_of_a_group_stay_variant_tiles(client, alice):
     running = make_job(alice, group=uuid.uuid4(), status=Status.PROCESSING)
 
