@@ -89,15 +89,15 @@ def create_jobs(
         job = form.save(commit=False)
         job.owner = user
         if source:
-            job.copy_reference_from(source)
+            job.share_reference_from(source)
         job.save()
         jobs.append(job)
         return job
 
     def another():
-        # Each variant has its own copy of the image, as a retry does.
+        # The variants share the first one's stored image, as the form's do.
         job = VideoJob(owner=user, **jobs[0].job_settings())
-        job.copy_reference_from(jobs[0])
+        job.share_reference_from(jobs[0])
         job.save()
         return job
 

@@ -5,11 +5,9 @@ import re
 import uuid
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
-from django.core.files.base import ContentFile
 from django.core.validators import MinValueValidator
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import Exists, F, OuterRef, Q
@@ -681,20 +679,24 @@ class VideoJob(models.Model):
     # --- People's actions (the studio and the admin share these) -----------------
 
     def retry_as_new(self, owner: Any, group: uuid.UUID | None = None) -> "VideoJob":
-        """A new pending job with these settings and its own copy of the reference image."""
+        """A new pending job with these settings and the same stored reference image."""
         job = VideoJob(owner=owner, retry_of=self, group=group, **self.job_settings())
-        job.copy_reference_from(self)
+        job.share_reference_from(self)
         job.save()
         return job
 
-    def copy_reference_from(self, source: "VideoJob") -> None:
-        """Give this (unsaved) job its own copy of source's reference image, if it has one."""
+    def share_reference_from(self, source: "VideoJob") -> None:
+        """Point this (unsaved) job at source's stored reference image: one file, never a copy.
+
+        media.delete_files keeps a file while another job still uses it. Raises
+        FileNotFoundError when the file is gone from storage, so nothing is sent without it.
+        """
         self.reference_note = source.reference_note
         if source.reference_image:
-            # A copy, so deleting either job never takes the other's image with it.
-            with source.reference_image.open("rb") as original:
-                name = f"{uuid.uuid4().hex}{Path(source.reference_image.name).suffix or '.jpg'}"
-                self.reference_image.save(name, ContentFile(original.read()), save=False)
+            name = source.reference_image.name
+            if not source.reference_image.storage.exists(name):
+                raise FileNotFoundError(f"job {source.pk}'s reference image {name} is missing from storage")
+            self.reference_image = name
 
     def check_now(self) -> bool:
         """Make a queued or generating job due at once, so the next sweep polls it."""

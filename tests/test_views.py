@@ -631,9 +631,30 @@ def test_a_teammate_retries_as_a_new_job_of_their_own(
     new = VideoJob.objects.exclude(pk=job.pk).get()
     assert (new.owner, new.retry_of, new.status) == (bob, job, Status.PENDING)
     assert (new.prompt, new.model, new.duration, new.aspect_ratio) == (job.prompt, job.model, 12, "16:9")
-    assert new.reference_image.name != job.reference_image.name
-    assert new.reference_image.read() == job.reference_image.read()
+    assert new.reference_image.name == job.reference_image.name  # one stored file, no copy
     submitted.assert_called_once_with(new.pk)
+
+
+def test_deleting_the_first_job_keeps_the_image_its_retry_shares(client, alice, submitted, media):
+    job = finished_job(alice, status=Status.FAILED, failure_kind=Kind.PROVIDER)
+    client = signed_in(client, alice)
+    client.post(reverse("jobs:retry", args=[job.pk]))
+
+    client.post(reverse("jobs:delete", args=[job.pk]))
+
+    new = VideoJob.objects.get()
+    assert new.retry_of is None and (media / new.reference_image.name).exists()
+
+
+def test_a_retry_whose_image_is_gone_from_storage_makes_nothing_and_says_why(client, alice, submitted):
+    job = finished_job(alice, status=Status.FAILED, failure_kind=Kind.PROVIDER)
+    job.reference_image.storage.delete(job.reference_image.name)
+
+    response = signed_in(client, alice).post(reverse("jobs:retry", args=[job.pk]), follow=True)
+
+    assert VideoJob.objects.count() == 1
+    assert "missing from storage" in response.content.decode()
+    submitted.assert_not_called()
 
 
 def test_a_job_in_progress_is_not_retried(client, alice, submitted):
