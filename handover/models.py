@@ -28,9 +28,7 @@ class ShareLinkQuerySet(models.QuerySet):
     def for_token(self, token: str) -> "ShareLink | None":
         """The link a token opens (revoked or expired ones too, so they can answer 410), or None."""
         # A lookup by hash: the database compares digests, never a prefix of the secret.
-        return (
-            self.select_related("job", "board", "created_by").filter(token_hash=token_hash(token)).first()
-        )
+        return self.select_related("job", "board", "created_by").filter(token_hash=token_hash(token)).first()
 
 
 class ShareLink(models.Model):
@@ -40,7 +38,9 @@ class ShareLink(models.Model):
     job = models.ForeignKey(
         VideoJob, on_delete=models.CASCADE, null=True, blank=True, related_name="share_links"
     )
-    board = models.ForeignKey(Board, on_delete=models.CASCADE, null=True, blank=True, related_name="share_links")
+    board = models.ForeignKey(
+        Board, on_delete=models.CASCADE, null=True, blank=True, related_name="share_links"
+    )
     created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField()
@@ -68,7 +68,9 @@ class ShareLink(models.Model):
         return f"board “{self.board}”" if self.board_id else f"video #{self.job_id}"
 
     @classmethod
-    def make(cls, target: VideoJob | Board, user: Any, days: int = DEFAULT_LIFETIME) -> tuple["ShareLink", str]:
+    def make(
+        cls, target: VideoJob | Board, user: Any, days: int = DEFAULT_LIFETIME
+    ) -> tuple["ShareLink", str]:
         """A new link to a job or a board, and its token; the token is shown once and never stored."""
         token = secrets.token_urlsafe(32)  # 32 random bytes, 43 characters
         now = timezone.now()

@@ -66,7 +66,7 @@ class Board(models.Model):
         return self.name
 
     def may_be_managed_by(self, user: Any) -> bool:
-        """Renaming, deleting and sharing are for the board's maker and staff; the team may add and take off."""
+        """Renaming, deleting and sharing are for its maker and staff; the team may add and take off."""
         return bool(user.is_staff or self.created_by_id == user.pk)
 
     def add(self, user: Any, job_ids: list[int]) -> int:

@@ -274,7 +274,7 @@ def expected(actor, method, name):
     if name in ("handover:share", "handover:share_board"):
         if method == "GET":
             return NOT_ALLOWED
-        # alice's job or board: the outsider cannot see it; a teammate may not share it. OK: the link, shown once.
+        # alice's job or board: the outsider cannot see it, a teammate may not share it; OK: the link, once.
         return {"outsider": HIDDEN, "teammate": FORBIDDEN}.get(actor, OK)
     if name == "handover:revoke":
         if method == "GET":
