@@ -5,11 +5,12 @@ from handover.models import ShareLink
 
 @admin.register(ShareLink)
 class ShareLinkAdmin(admin.ModelAdmin):
-    list_display = ("job", "created_by", "created_at", "expires_at", "revoked_at")
+    list_display = ("__str__", "created_by", "created_at", "expires_at", "revoked_at")
     list_filter = ("revoked_at",)
-    raw_id_fields = ("job",)
+    list_select_related = ("board", "created_by")
+    raw_id_fields = ("job", "board")
     # The token is never stored, so a link cannot be made or edited here: only seen and revoked.
-    readonly_fields = ("job", "created_by", "created_at", "expires_at", "revoked_at")
+    readonly_fields = ("job", "board", "created_by", "created_at", "expires_at", "revoked_at")
     actions = ["revoke"]
 
     def has_add_permission(self, request):

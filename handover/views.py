@@ -5,6 +5,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_not_required, login_required
 from django.core.exceptions import PermissionDenied
+from django.core.paginator import Paginator
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
@@ -14,8 +15,9 @@ from django.views.decorators.http import require_GET, require_POST, require_safe
 
 from handover import actions, zips
 from handover.models import DEFAULT_LIFETIME, LIFETIMES, ShareLink
-from jobs import files, params, submission
+from jobs import files, media, params, submission
 from jobs.models import VideoJob
+from library.models import Board
 
 # --- Bulk actions on the gallery's selection ---------------------------------------
 
@@ -105,7 +107,7 @@ def _numbers(pks, shown=20):
     return text + (f" and {len(pks) - shown} more" if len(pks) > shown else "")
 
 
-# --- Share links: made and revoked by the job's owner or staff -----------------------
+# --- Share links: made and revoked by the job's owner, the board's maker, or staff ----
 
 
 @login_required
@@ -117,13 +119,27 @@ def share(request, pk):
     if not (job.status == VideoJob.Status.SUCCEEDED and job.video):
         messages.error(request, "Only a finished video can be shared.")
         return redirect("jobs:detail", pk=job.pk)
+    return _created(request, job)
+
+
+@login_required
+@require_POST
+def share_board(request, pk):
+    board = get_object_or_404(Board.objects.visible_to(request.user), pk=pk)
+    if not board.may_be_managed_by(request.user):
+        raise PermissionDenied("Only the board's maker or an admin can share it.")
+    return _created(request, board)
+
+
+def _created(request, target):
     days = params.pk_or_none(request.POST.get("days"))
     days = days if days in LIFETIMES else DEFAULT_LIFETIME
-    link, token = ShareLink.make(job, request.user, days)
+    link, token = ShareLink.make(target, request.user, days)
     path = reverse("handover:shared", args=[token])
     # The token is shown on this page only: the database keeps just its hash.
     url = settings.PUBLIC_BASE_URL + path if settings.PUBLIC_BASE_URL else request.build_absolute_uri(path)
-    response = render(request, "handover/created.html", {"link": link, "url": url, "job": job})
+    context = {"link": link, "url": url, "job": link.job, "board": link.board}
+    response = render(request, "handover/created.html", context)
     response["Cache-Control"] = "no-store"
     return response
 
@@ -131,24 +147,26 @@ def share(request, pk):
 @login_required
 @require_GET
 def shares(request):
-    links = ShareLink.objects.managed_by(request.user).select_related("job", "created_by")[:500]
+    links = ShareLink.objects.managed_by(request.user).select_related("job", "board", "created_by")[:500]
     return render(request, "handover/shares.html", {"links": links, "lifetimes": LIFETIMES})
 
 
 @login_required
 @require_POST
 def revoke(request, pk):
-    link = get_object_or_404(ShareLink.objects.managed_by(request.user), pk=pk)
+    link = get_object_or_404(ShareLink.objects.managed_by(request.user).select_related("board"), pk=pk)
     if link.revoke():
-        messages.success(request, f"The share link to video #{link.job_id} no longer works.")
+        messages.success(request, f"The share link to {link.target_label} no longer works.")
     else:
         messages.info(request, "That link was already revoked.")
     return redirect("handover:shares")
 
 
-# --- The shared video, for anyone holding the token --------------------------------
+# --- The shared video or board, for anyone holding the token -----------------------
 
 TOKEN = re.compile(r"[A-Za-z0-9_-]{43}")
+# A board's page shows this many videos, and links to the next ones under the same token.
+BOARD_PAGE_SIZE = 24
 
 
 def by_token(view):
@@ -158,8 +176,8 @@ def by_token(view):
     @wraps(view)
     def wrapper(request, token, *args, **kwargs):
         link = ShareLink.objects.for_token(token) if TOKEN.fullmatch(token) else None
-        if link is None or not link.job.video:
-            response = _plain(request, 404, "This link does not exist", "Check that it was copied whole.")
+        if link is None or (link.job_id and not link.job.video):
+            response = _not_found(request)
         elif not link.is_live:
             response = _plain(
                 request, 410, "This link no longer works", "It was revoked or it expired. Ask for a new one."
@@ -178,30 +196,59 @@ def _plain(request, status, title, text):
     return render(request, "handover/gone.html", {"title": title, "text": text}, status=status)
 
 
+def _not_found(request):
+    return _plain(request, 404, "This link does not exist", "Check that it was copied whole.")
+
+
+def _served(link, pk):
+    """The job a shared file's URL names: the video link's own job, or (with pk) one of its board's."""
+    if pk is None:
+        return link.job
+    return link.board_jobs().filter(pk=pk).first()
+
+
 @by_token
 @require_GET
 def shared(request, link, token):
+    if link.board_id:
+        return _shared_board(request, link, token)
     response = render(request, "handover/shared.html", {"job": link.job, "link": link, "token": token})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+def _shared_board(request, link, token):
+    jobs = link.board_jobs().order_by("-created_at", "-id")
+    page = Paginator(jobs, BOARD_PAGE_SIZE).get_page(request.GET.get("page"))
+    context = {"board": link.board, "page": page, "link": link, "token": token}
+    response = render(request, "handover/shared_board.html", context)
     response["Cache-Control"] = "no-store"
     return response
 
 
 @by_token
 @require_safe
-def shared_video(request, link, token):
-    return files.response(request, link.job.video, "video/mp4", max_age=300)
+def shared_video(request, link, token, pk=None):
+    job = _served(link, pk)
+    if job is None:
+        return _not_found(request)
+    return files.response(request, job.video, "video/mp4", max_age=300)
 
 
 @by_token
 @require_safe
-def shared_poster(request, link, token):
-    return files.response(request, link.job.poster, "image/jpeg", max_age=300)
+def shared_poster(request, link, token, pk=None):
+    job = _served(link, pk)
+    if job is None:
+        return _not_found(request)
+    return files.response(request, media.sized(job.poster, request.GET.get("w")), "image/jpeg", max_age=300)
 
 
 @by_token
 @require_safe
-def shared_download(request, link, token):
-    name = zips.file_name(link.job)
-    return files.response(
-        request, link.job.video, "video/mp4", filename=name, as_attachment=True, max_age=300
-    )
+def shared_download(request, link, token, pk=None):
+    job = _served(link, pk)
+    if job is None:
+        return _not_found(request)
+    name = zips.file_name(job)
+    return files.response(request, job.video, "video/mp4", filename=name, as_attachment=True, max_age=300)

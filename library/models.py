@@ -65,6 +65,10 @@ class Board(models.Model):
     def __str__(self):
         return self.name
 
+    def may_be_managed_by(self, user: Any) -> bool:
+        """Renaming, deleting and sharing are for its maker and staff; the team may add and take off."""
+        return bool(user.is_staff or self.created_by_id == user.pk)
+
     def add(self, user: Any, job_ids: list[int]) -> int:
         """Adds the jobs user may see to the board (already there: left alone); how many were new."""
         visible = VideoJob.objects.visible_to(user).filter(pk__in=job_ids).values_list("pk", flat=True)

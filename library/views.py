@@ -19,7 +19,7 @@ def _board(request, pk):
 
 def _manageable_board(request, pk):
     board = _board(request, pk)
-    if not (request.user.is_staff or board.created_by_id == request.user.pk):
+    if not board.may_be_managed_by(request.user):
         raise PermissionDenied("Only the board's maker or an admin can do that.")
     return board
 

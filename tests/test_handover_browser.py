@@ -1,4 +1,5 @@
-"""Handing videos over in a real browser: a ZIP of three videos, and a share link opened signed out."""
+"""Handing videos over in a real browser: a ZIP of three videos, and share links (to a video, to a board)
+opened signed out."""
 
 import csv
 import io
@@ -11,6 +12,7 @@ from django.utils import timezone
 
 from jobs import media
 from jobs.models import VideoJob
+from library.models import Board
 from tests.factories import image_bytes, make_job, tiny_mp4
 from tests.helpers import screenshot, sign_in, wait_for
 from tests.test_accessibility import assert_no_axe_violations
@@ -110,6 +112,54 @@ def test_a_share_link_plays_signed_out_until_it_is_revoked(live_server, browser,
         assert "no longer works" in stranger.content()
         assert_no_axe_violations(stranger)
         assert stranger.goto(f"/jobs/{job.pk}/").url.startswith(f"{live_server.url}/accounts/login/")
+    finally:
+        visitor.close()
+    assert page.console_errors == []
+
+
+def test_a_board_link_plays_its_videos_signed_out_until_it_is_revoked(live_server, browser, page, alice):
+    jobs = [ready(alice, prompt) for prompt in ("A red kite over the dunes", "A blue boat at anchor")]
+    board = Board.objects.create(name="Launch picks", created_by=alice)
+    board.add(alice, [job.pk for job in jobs])
+    sign_in(page, "alice", "alice-password-1")
+    page.goto("/library/boards/")
+    assert_no_axe_violations(page)
+    screenshot(page, "share-board-form")
+    card = page.locator(".board", has_text="Launch picks")
+    card.get_by_label("Share link valid for").select_option("30")
+    card.get_by_role("button", name="Share board").click()
+    url = urlsplit(page.locator("#share-url").input_value()).path
+    assert "Launch picks" in page.locator("main").inner_text()
+    assert_no_axe_violations(page)
+
+    visitor = browser.new_context(base_url=live_server.url)
+    stranger = visitor.new_page()
+    errors = []
+    stranger.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    try:
+        assert stranger.goto(url).status == 200
+        assert stranger.get_by_role("heading", level=1).inner_text() == "Launch picks"
+        videos = stranger.locator("video")
+        assert videos.count() == 2
+        assert stranger.get_by_role("link", name="Download MP4").count() == 2
+        video = stranger.locator("article", has_text="A blue boat at anchor").locator("video")
+        video.evaluate("v => { v.muted = true; return v.play(); }")
+        wait_for(lambda: video.evaluate("v => v.currentTime") > 0.2, timeout=15, message="the video to play")
+        assert "alice" not in stranger.content()
+        assert_no_axe_violations(stranger)
+        screenshot(stranger, "share-board")
+        assert errors == []
+
+        page.goto("/shares/")
+        assert_no_axe_violations(page)
+        page.get_by_role("row", name="Board: Launch picks").get_by_role("button", name="Revoke").click()
+        page.wait_for_selector("text=The share link to board “Launch picks” no longer works.")
+
+        gone = stranger.reload()
+        assert gone.status == 410
+        assert "no longer works" in stranger.content()
+        assert stranger.locator("video").count() == 0
+        assert_no_axe_violations(stranger)
     finally:
         visitor.close()
     assert page.console_errors == []

@@ -91,6 +91,8 @@ class World:
         from library.models import Board, Favourite
 
         self.board = Board.objects.create(name="Picks", created_by=alice)
+        self.board.add(alice, [self.job.pk])
+        self.board_share, self.board_token = ShareLink.make(self.board, alice)
         self.favourite = Favourite.objects.create(user=alice, job=self.job)
         self.token, _ = ApiToken.issue(alice, "alice's script")
         self.hook = Webhook.objects.create(owner=alice, url="https://hooks.example/soraweb")
@@ -124,10 +126,17 @@ class World:
         own_rows["api:webhook_delete"] = self.hook.pk
         values = {
             "pk": {"jobs:cancel": self.live.pk, "handover:revoke": self.share.pk, **own_rows}.get(
-                name, self.board.pk if name.startswith("library:") and name != "library:star" else self.job.pk
+                name,
+                self.board.pk
+                if (name.startswith("library:") and name != "library:star") or name == "handover:share_board"
+                else self.job.pk,
             ),
             "job_id": self.live.pk if name == "api-v1:job_cancel" else self.job.pk,
-            "token": self.share_token if name.startswith("handover:") else media.reference_token(self.job),
+            "token": self.board_token
+            if name.startswith("handover:shared_board")
+            else self.share_token
+            if name.startswith("handover:")
+            else media.reference_token(self.job),
             "group": self.job.group,
             "id": self.alice.pk,
             "content_type_id": ContentType.objects.get_for_model(VideoJob).pk,
@@ -262,10 +271,11 @@ def expected(actor, method, name):
         return NOT_ALLOWED if method == "GET" else REDIRECT  # No action chosen: back with a message.
     if name == "handover:shares":
         return OK if method == "GET" else NOT_ALLOWED  # Each person's own links (staff: all).
-    if name == "handover:share":
+    if name in ("handover:share", "handover:share_board"):
         if method == "GET":
             return NOT_ALLOWED
-        return {"outsider": HIDDEN, "teammate": FORBIDDEN}.get(actor, OK)  # OK: the new link, shown once.
+        # alice's job or board: the outsider cannot see it, a teammate may not share it; OK: the link, once.
+        return {"outsider": HIDDEN, "teammate": FORBIDDEN}.get(actor, OK)
     if name == "handover:revoke":
         if method == "GET":
             return NOT_ALLOWED
