@@ -120,7 +120,7 @@ class VideoJobQuerySet(models.QuerySet):
             found |= Q(pk=int(q.lstrip("#")))
         words = re.findall(r"\w+", q)[:SEARCH_WORDS]
         if words and connection.vendor == "postgresql":
-            found |= self._prompt_search_postgres(" ".join(words))
+            found |= self._prompt_search_postgres(words)
         elif words:
             # Each word quoted: FTS5 reads bare AND/OR/NEAR and punctuation as its own syntax.
             match = " ".join(f'"{word}"' for word in words)
@@ -128,15 +128,26 @@ class VideoJobQuerySet(models.QuerySet):
             found |= Q(pk__in=RawSQL(sql, [match]))
         return self.filter(found)
 
-    def _prompt_search_postgres(self, text: str) -> Q:
+    def _prompt_search_postgres(self, words: list[str]) -> Q:
         # PostgreSQL's estimate for a word it has no statistics on is a flat 0.5% of rows,
         # so it would walk the newest rows through the whole table looking for a rare word.
         # Asking the GIN index first (one query) settles it: a few hits are fetched by id,
         # a common word is left to the walk, which finds a page of it at once.
+        text = " ".join(words)
         sql = "prompt_search @@ plainto_tsquery('english'::regconfig, %s)"
-        matches = RawSQL(sql, [text], output_field=models.BooleanField())
-        hits = list(self.model.objects.filter(matches).values_list("pk", flat=True)[: SEARCH_PROBE + 1])
-        return Q(pk__in=hits) if len(hits) <= SEARCH_PROBE else Q(matches)
+        matches = Q(RawSQL(sql, [text], output_field=models.BooleanField()))
+        hits = self._probe(matches)
+        if not hits and _only_stop_words(text):
+            # "the", "a of the": English stop words make an empty tsquery, which matches
+            # nothing; look for them as whole words instead (FTS5 on SQLite keeps them).
+            # Words are \w+ only, so nothing in them is regex syntax.
+            matches = Q(*(Q(prompt__iregex=rf"\m{word}\M") for word in words))
+            hits = self._probe(matches)
+        return Q(pk__in=hits) if len(hits) <= SEARCH_PROBE else matches
+
+    def _probe(self, matches: Q) -> list[int]:
+        """Up to SEARCH_PROBE + 1 ids of jobs (anyone's) matching: one query, bounded."""
+        return list(self.model.objects.filter(matches).values_list("pk", flat=True)[: SEARCH_PROBE + 1])
 
     def favourites_of(self, user: Any) -> "VideoJobQuerySet":
         """The jobs user starred (the library app's Favourite rows)."""
@@ -171,6 +182,13 @@ class VideoJobQuerySet(models.QuerySet):
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT {', '.join(selects)}", params)
             return dict(zip(groups, cursor.fetchone(), strict=True))
+
+
+def _only_stop_words(text: str) -> bool:
+    """Whether PostgreSQL's English search drops every word of text (asked only when nothing matched)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT numnode(plainto_tsquery('english'::regconfig, %s)) = 0", [text])
+        return cursor.fetchone()[0]
 
 
 class AttachRefused(Exception):
