@@ -134,20 +134,17 @@ class VideoJobQuerySet(models.QuerySet):
         # Asking the GIN index first (one query) settles it: a few hits are fetched by id,
         # a common word is left to the walk, which finds a page of it at once.
         text = " ".join(words)
-        sql = "prompt_search @@ plainto_tsquery('english'::regconfig, %s)"
-        matches = Q(RawSQL(sql, [text], output_field=models.BooleanField()))
-        hits = self._probe(matches)
-        if not hits and _only_stop_words(text):
-            # "the", "a of the": English stop words make an empty tsquery, which matches
-            # nothing; look for them as whole words instead (FTS5 on SQLite keeps them).
-            # Words are \w+ only, so nothing in them is regex syntax.
-            matches = Q(*(Q(prompt__iregex=rf"\m{word}\M") for word in words))
-            hits = self._probe(matches)
+        query = "plainto_tsquery('english'::regconfig, %s)"
+        matches = Q(RawSQL(f"prompt_search @@ {query}", [text], output_field=models.BooleanField()))
+        # "the", "a of the": English stop words make an empty tsquery, which matches nothing,
+        # so then the words are looked for whole in the prompt (FTS5 on SQLite keeps them).
+        # numnode() of a constant is settled while planning: the side that does not apply
+        # drops out of the plan, and a real word still goes to the GIN index. Words are \w+
+        # only, so nothing in them is regex syntax.
+        only_stop_words = RawSQL(f"numnode({query}) = 0", [text], output_field=models.BooleanField())
+        matches |= Q(only_stop_words) & Q(*(Q(prompt__iregex=rf"\m{word}\M") for word in words))
+        hits = list(self.model.objects.filter(matches).values_list("pk", flat=True)[: SEARCH_PROBE + 1])
         return Q(pk__in=hits) if len(hits) <= SEARCH_PROBE else matches
-
-    def _probe(self, matches: Q) -> list[int]:
-        """Up to SEARCH_PROBE + 1 ids of jobs (anyone's) matching: one query, bounded."""
-        return list(self.model.objects.filter(matches).values_list("pk", flat=True)[: SEARCH_PROBE + 1])
 
     def favourites_of(self, user: Any) -> "VideoJobQuerySet":
         """The jobs user starred (the library app's Favourite rows)."""
@@ -182,13 +179,6 @@ class VideoJobQuerySet(models.QuerySet):
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT {', '.join(selects)}", params)
             return dict(zip(groups, cursor.fetchone(), strict=True))
-
-
-def _only_stop_words(text: str) -> bool:
-    """Whether PostgreSQL's English search drops every word of text (asked only when nothing matched)."""
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT numnode(plainto_tsquery('english'::regconfig, %s)) = 0", [text])
-        return cursor.fetchone()[0]
 
 
 class AttachRefused(Exception):
