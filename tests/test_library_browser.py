@@ -131,7 +131,7 @@ def test_the_viewer_opens_in_place_steps_with_the_arrow_keys_and_closes_on_escap
 
 
 def test_the_viewer_steps_past_the_last_loaded_card_into_the_next_page(page, alice):
-    make_job(alice, prompt="a lantern in the rain", status=Status.PROCESSING)  # the oldest: still generating
+    live = make_job(alice, prompt="a lantern in the rain", status=Status.PROCESSING)  # oldest, in progress
     older = [ready_job(alice, f"a lantern, take {number}") for number in range(2)]
     for number in range(2, PAGE_SIZE + 2):
         ready_job(alice, f"a lantern, take {number}")
@@ -151,15 +151,15 @@ def test_the_viewer_steps_past_the_last_loaded_card_into_the_next_page(page, ali
     assert dialog.locator("video").get_attribute("src") == f"/jobs/{older[1].pk}/video.mp4"
     expect(grid).to_have_count(PAGE_SIZE + 3)  # the next page's three, and not the whale
     assert card_ids(page)[-3:][:2] == [f"job-{older[1].pk}", f"job-{older[0].pk}"]
-    # The in-progress card loaded with them joins the live poll.
-    live = page.locator("#live-cards").get_attribute("hx-get")
-    assert str(VideoJob.objects.get(status=Status.PROCESSING).pk) in live.split("ids=")[1].split("&")[0]
     assert page.evaluate("window.notReloaded") is True and page.url == url
 
     page.keyboard.press("ArrowRight")
     expect(dialog.locator("h2")).to_have_text("a lantern, take 0")
     page.keyboard.press("ArrowRight")
     expect(dialog.locator("h2")).to_have_text("a lantern in the rain")
+    # The in-progress card loaded with them joins the live poll, whose answer swaps it for a fresh copy.
+    page.evaluate(f"document.getElementById('job-{live.pk}').old = true")
+    page.wait_for_function(f"() => !document.getElementById('job-{live.pk}').old")
     page.keyboard.press("ArrowRight")  # the real end: nothing moves, the dialog says so
     expect(dialog.get_by_role("status")).to_have_text("This is the last video.")
     expect(dialog.locator("h2")).to_have_text("a lantern in the rain")
@@ -170,6 +170,7 @@ def test_the_viewer_steps_past_the_last_loaded_card_into_the_next_page(page, ali
     page.keyboard.press("Escape")
     page.wait_for_selector("#viewer", state="hidden")
     assert page.evaluate("document.activeElement.textContent.trim()") == "a lantern in the rain"
+    assert page.evaluate("document.activeElement.closest('[data-card]').id") == f"job-{live.pk}"
     page.locator(f"#job-{older[0].pk} .star").click()  # a loaded card is as live as the others
     page.wait_for_selector(f'#job-{older[0].pk} .star[aria-pressed="true"]')
     assert page.evaluate("window.notReloaded") is True

@@ -112,9 +112,17 @@
     current = card;
   }
 
+  // A live update swaps a card for a fresh copy with the same id: follow it there.
+  function shown() {
+    if (current && !current.isConnected && current.id) {
+      current = document.getElementById(current.id) || current;
+    }
+    return current;
+  }
+
   function step(by) {
     var list = cards();
-    var at = list.indexOf(current);
+    var at = list.indexOf(shown());
     var next = list[at + by];
     if (next) {
       show(next);
@@ -127,7 +135,7 @@
       }
       loadOlder().then(function (loaded) {
         // A page of only variant groups has no card to step to: step again, loading on.
-        if (loaded && viewer.open && current === list[at]) {
+        if (loaded && viewer.open && shown() && shown().id === list[at].id) {
           step(by);
         }
       });
@@ -278,7 +286,7 @@
       return;
     }
     stopVideo();
-    var link = current && current.querySelector("[data-viewer-open]");
+    var link = shown() && shown().querySelector("[data-viewer-open]");
     if (link) {
       link.focus({ preventScroll: true });
     }
