@@ -118,7 +118,7 @@ class VideoJobQuerySet(models.QuerySet):
             found |= Q(pk=int(q.lstrip("#")))
         words = re.findall(r"\w+", q)[:SEARCH_WORDS]
         if words and connection.vendor == "postgresql":
-            found |= self._prompt_search_postgres(" ".join(words))
+            found |= self._prompt_search_postgres(words)
         elif words:
             # Each word quoted: FTS5 reads bare AND/OR/NEAR and punctuation as its own syntax.
             match = " ".join(f'"{word}"' for word in words)
@@ -126,15 +126,23 @@ class VideoJobQuerySet(models.QuerySet):
             found |= Q(pk__in=RawSQL(sql, [match]))
         return self.filter(found)
 
-    def _prompt_search_postgres(self, text: str) -> Q:
+    def _prompt_search_postgres(self, words: list[str]) -> Q:
         # PostgreSQL's estimate for a word it has no statistics on is a flat 0.5% of rows,
         # so it would walk the newest rows through the whole table looking for a rare word.
         # Asking the GIN index first (one query) settles it: a few hits are fetched by id,
         # a common word is left to the walk, which finds a page of it at once.
-        sql = "prompt_search @@ plainto_tsquery('english'::regconfig, %s)"
-        matches = RawSQL(sql, [text], output_field=models.BooleanField())
+        text = " ".join(words)
+        query = "plainto_tsquery('english'::regconfig, %s)"
+        matches = Q(RawSQL(f"prompt_search @@ {query}", [text], output_field=models.BooleanField()))
+        # "the", "a of the": English stop words make an empty tsquery, which matches nothing,
+        # so then the words are looked for whole in the prompt (FTS5 on SQLite keeps them).
+        # numnode() of a constant is settled while planning: the side that does not apply
+        # drops out of the plan, and a real word still goes to the GIN index. Words are \w+
+        # only, so nothing in them is regex syntax.
+        only_stop_words = RawSQL(f"numnode({query}) = 0", [text], output_field=models.BooleanField())
+        matches |= Q(only_stop_words) & Q(*(Q(prompt__iregex=rf"\m{word}\M") for word in words))
         hits = list(self.model.objects.filter(matches).values_list("pk", flat=True)[: SEARCH_PROBE + 1])
-        return Q(pk__in=hits) if len(hits) <= SEARCH_PROBE else Q(matches)
+        return Q(pk__in=hits) if len(hits) <= SEARCH_PROBE else matches
 
     def favourites_of(self, user: Any) -> "VideoJobQuerySet":
         """The jobs user starred (the library app's Favourite rows)."""

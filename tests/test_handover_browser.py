@@ -28,33 +28,19 @@ def ready(owner, prompt):
     return job
 
 
-# Until library/'s selection UI is merged: the form it will post, built on the gallery page.
-BULK_FORM = """([action, ids]) => {
-  const form = document.createElement("form");
-  form.method = "post";
-  form.action = "/bulk/";
-  const add = (name, value) => {
-    const input = document.createElement("input");
-    Object.assign(input, {type: "hidden", name, value});
-    form.append(input);
-  };
-  add("csrfmiddlewaretoken", document.querySelector("[name=csrfmiddlewaretoken]").value);
-  add("action", action);
-  ids.forEach(id => add("ids", id));
-  const button = document.createElement("button");
-  Object.assign(button, {type: "submit", id: "bulk-submit", textContent: action});
-  form.append(button);
-  document.querySelector("main").append(form);
-}"""
-
-
-def test_three_videos_download_as_one_zip_with_a_manifest(live_server, page, alice, tmp_path):
+def test_three_cards_picked_in_the_selection_bar_download_as_one_zip_with_a_manifest(
+    live_server, page, alice, tmp_path
+):
     jobs = [ready(alice, prompt) for prompt in ("A red kite", "A blue boat", "A green hill")]
+    ready(alice, "A grey whale")  # the newest, left unselected
     sign_in(page, "alice", "alice-password-1")
-    page.evaluate(BULK_FORM, ["zip", [str(job.pk) for job in jobs]])
+    # Newest first: the whale, the hill, the boat, the kite. A click, then a shift-click takes the range.
+    page.locator(f"#job-{jobs[2].pk} [data-select]").click()
+    page.locator(f"#job-{jobs[0].pk} [data-select]").click(modifiers=["Shift"])
+    page.wait_for_selector("text=3 selected")
 
     with page.expect_download() as download:
-        page.locator("#bulk-submit").click()
+        page.locator("#bulk-form").get_by_role("button", name="Download ZIP").click()
 
     path = tmp_path / "videos.zip"
     download.value.save_as(path)
@@ -73,6 +59,7 @@ def test_three_videos_download_as_one_zip_with_a_manifest(live_server, page, ali
         ]
     )
     for name in (name for name in names if name.endswith(".mp4")):
+        assert (tmp_path / "out" / name).read_bytes()[4:8] == b"ftyp"
         assert media.probe(tmp_path / "out" / name).get("duration") == pytest.approx(1, abs=0.2)
     assert sorted(row["prompt"] for row in manifest) == ["A blue boat", "A green hill", "A red kite"]
     assert page.console_errors == []

@@ -40,6 +40,19 @@ def test_search_finds_the_prompts_with_every_word(client, alice):
     assert shown(client, "q=BOATS") == [boat.pk]  # case and plural forms
 
 
+def test_a_search_made_only_of_stop_words_finds_the_prompts_with_those_words(client, alice):
+    sea = make_job(alice, prompt="A tale of the sea")
+    mill = make_job(alice, prompt="The old mill")
+    make_job(alice, prompt="Another day, other weather")  # "the" only inside longer words
+    make_job(alice, prompt="A fox at dusk")
+    client = signed_in(client, alice)
+    assert shown(client, "q=the") == [mill.pk, sea.pk]
+    assert shown(client, "q=THE") == [mill.pk, sea.pk]
+    assert shown(client, "q=a+of+the") == [sea.pk]
+    assert shown(client, "q=the+old") == [mill.pk]  # a real word beside a stop word: as before
+    assert shown(client, "q=of+which") == []
+
+
 def test_search_follows_a_prompt_that_was_edited_and_forgets_a_deleted_job(client, alice):
     job = make_job(alice, prompt="a red kite")
     gone = make_job(alice, prompt="a kite festival")

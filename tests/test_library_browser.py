@@ -6,6 +6,7 @@ from django.utils import timezone
 from playwright.sync_api import expect
 
 from jobs.models import VideoJob
+from jobs.views import PAGE_SIZE
 from library.models import Board
 from tests.factories import make_job, tiny_mp4
 from tests.helpers import assert_no_axe_violations, screenshot, sign_in
@@ -126,6 +127,53 @@ def test_the_viewer_opens_in_place_steps_with_the_arrow_keys_and_closes_on_escap
     page.wait_for_selector("#viewer", state="hidden")
     assert page.evaluate("document.activeElement.textContent.trim()") == "a lighthouse at dawn"
     assert page.url == url
+    assert page.console_errors == []
+
+
+def test_the_viewer_steps_past_the_last_loaded_card_into_the_next_page(page, alice):
+    live = make_job(alice, prompt="a lantern in the rain", status=Status.PROCESSING)  # oldest, in progress
+    older = [ready_job(alice, f"a lantern, take {number}") for number in range(2)]
+    for number in range(2, PAGE_SIZE + 2):
+        ready_job(alice, f"a lantern, take {number}")
+    make_job(alice, prompt="a whale under ice", status=Status.SUCCEEDED)  # outside the search
+    sign_in(page, "alice", "alice-password-1")
+    page.goto("/?q=lantern")
+    url = page.url
+    page.evaluate("window.notReloaded = true")
+    grid = page.locator("#cards [data-card]")
+    expect(grid).to_have_count(PAGE_SIZE)
+
+    grid.last.locator("[data-viewer-open]").click()
+    dialog = page.get_by_role("dialog")
+    expect(dialog.locator("h2")).to_have_text("a lantern, take 2")
+    page.keyboard.press("ArrowRight")
+    expect(dialog.locator("h2")).to_have_text("a lantern, take 1")
+    assert dialog.locator("video").get_attribute("src") == f"/jobs/{older[1].pk}/video.mp4"
+    expect(grid).to_have_count(PAGE_SIZE + 3)  # the next page's three, and not the whale
+    assert card_ids(page)[-3:][:2] == [f"job-{older[1].pk}", f"job-{older[0].pk}"]
+    assert page.evaluate("window.notReloaded") is True and page.url == url
+
+    page.keyboard.press("ArrowRight")
+    expect(dialog.locator("h2")).to_have_text("a lantern, take 0")
+    page.keyboard.press("ArrowRight")
+    expect(dialog.locator("h2")).to_have_text("a lantern in the rain")
+    # The in-progress card loaded with them joins the live poll, whose answer swaps it for a fresh copy.
+    page.evaluate(f"document.getElementById('job-{live.pk}').old = true")
+    page.wait_for_function(f"() => !document.getElementById('job-{live.pk}').old")
+    page.keyboard.press("ArrowRight")  # the real end: nothing moves, the dialog says so
+    expect(dialog.get_by_role("status")).to_have_text("This is the last video.")
+    expect(dialog.locator("h2")).to_have_text("a lantern in the rain")
+    expect(dialog.get_by_role("button", name="Next →")).to_be_disabled()
+    expect(page.locator(".pager")).to_have_count(0)
+    assert_no_axe_violations(page)
+
+    page.keyboard.press("Escape")
+    page.wait_for_selector("#viewer", state="hidden")
+    assert page.evaluate("document.activeElement.textContent.trim()") == "a lantern in the rain"
+    assert page.evaluate("document.activeElement.closest('[data-card]').id") == f"job-{live.pk}"
+    page.locator(f"#job-{older[0].pk} .star").click()  # a loaded card is as live as the others
+    page.wait_for_selector(f'#job-{older[0].pk} .star[aria-pressed="true"]')
+    assert page.evaluate("window.notReloaded") is True
     assert page.console_errors == []
 
 

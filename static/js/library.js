@@ -1,6 +1,7 @@
 // The gallery's library tools: selecting cards for the bulk bar, the in-page viewer
-// with previous/next, and hover previews. Event delegation on the document, so cards
-// swapped in by htmx (filters, live updates, Back) need no setting up.
+// with previous/next (loading older pages as it goes), and hover previews. Event
+// delegation on the document, so cards swapped in by htmx (filters, live updates,
+// Back) need no setting up.
 (function () {
   "use strict";
 
@@ -105,18 +106,131 @@
     viewer.querySelector("[data-viewer-page]").href = card.getAttribute("data-page");
     var list = cards();
     viewer.querySelector('[data-viewer-step="-1"]').disabled = list.indexOf(card) <= 0;
-    viewer.querySelector('[data-viewer-step="1"]').disabled = list.indexOf(card) >= list.length - 1;
+    // The last card loaded still has a next one while the gallery has older pages.
+    viewer.querySelector('[data-viewer-step="1"]').disabled = list.indexOf(card) >= list.length - 1 && !olderLink();
+    announce("");
     current = card;
+  }
+
+  // A live update swaps a card for a fresh copy with the same id: follow it there.
+  function shown() {
+    if (current && !current.isConnected && current.id) {
+      current = document.getElementById(current.id) || current;
+    }
+    return current;
   }
 
   function step(by) {
     var list = cards();
-    var next = list[list.indexOf(current) + by];
+    var at = list.indexOf(shown());
+    var next = list[at + by];
     if (next) {
       show(next);
       // Closing returns to the card shown last, so keep it in view behind the dialog.
       next.scrollIntoView({ block: "nearest" });
+    } else if (by > 0 && at === list.length - 1) {
+      if (!olderLink()) {
+        announce("This is the last video.");
+        return;
+      }
+      loadOlder().then(function (loaded) {
+        // A page of only variant groups has no card to step to: step again, loading on.
+        if (loaded && viewer.open && shown() && shown().id === list[at].id) {
+          step(by);
+        }
+      });
     }
+  }
+
+  function announce(text) {
+    var status = viewer && viewer.querySelector("[data-viewer-status]");
+    if (status) {
+      status.textContent = text;
+    }
+  }
+
+  // --- Beyond the loaded cards ------------------------------------------------
+  // Stepping past the last card fetches the gallery's next page (its "Older" link, so
+  // the filters come along) and appends its cards: the page, its scroll and its URL stay.
+  var loading = null;
+
+  function olderLink() {
+    return document.querySelector('.pager a[rel="next"]');
+  }
+
+  function loadOlder() {
+    var link = olderLink();
+    if (loading || !link) {
+      return loading || Promise.resolve(false);
+    }
+    announce("Loading more videos…");
+    loading = window.fetch(link.href, { credentials: "same-origin", headers: { Accept: "text/html" } })
+      .then(function (response) {
+        // A redirect (the session ended) is not the next page.
+        if (!response.ok || new URL(response.url).pathname !== new URL(link.href).pathname) {
+          throw new Error("not the gallery");
+        }
+        return response.text();
+      })
+      .then(function (text) {
+        appendPage(new DOMParser().parseFromString(text, "text/html"));
+        return true;
+      })
+      .catch(function () {
+        announce("More videos could not be loaded. Close the viewer and use the Older link.");
+        return false;
+      })
+      .finally(function () {
+        loading = null;
+      });
+    return loading;
+  }
+
+  function appendPage(fetched) {
+    var grid = document.getElementById("cards");
+    var more = fetched.getElementById("cards");
+    Array.prototype.slice.call(more ? more.children : []).forEach(function (card) {
+      if (grid && !(card.id && document.getElementById(card.id))) {
+        grid.appendChild(card);
+        if (window.htmx) {
+          window.htmx.process(card);  // Its star's hx-post.
+        }
+      }
+    });
+    // The pager now leads on from the last card loaded; at the real end it has no "Older".
+    var link = olderLink();
+    var next = fetched.querySelector('.pager a[rel="next"]');
+    if (next) {
+      link.setAttribute("href", next.getAttribute("href"));
+    } else {
+      var pager = link.closest(".pager");
+      link.remove();
+      if (pager && !pager.querySelector("a")) {
+        pager.remove();
+      }
+    }
+    mergePoller(fetched);
+    updateBar();
+  }
+
+  // The loaded cards still in progress join the one live poll. Without a version the
+  // next poll answers in full, and its answer sets the poller for the whole set.
+  function mergePoller(fetched) {
+    var fresh = fetched.getElementById("live-cards");
+    var old = document.getElementById("live-cards");
+    if (!fresh || !old || !fresh.getAttribute("hx-get") || !window.htmx) {
+      return;
+    }
+    var url = new URL(fresh.getAttribute("hx-get"), window.location.href);
+    var ids = url.searchParams.get("ids").split(",");
+    if (old.getAttribute("hx-get")) {
+      ids = new URL(old.getAttribute("hx-get"), window.location.href).searchParams.get("ids").split(",").concat(ids);
+    }
+    url.searchParams.set("ids", ids.join(","));
+    url.searchParams.delete("v");
+    fresh.setAttribute("hx-get", url.pathname + url.search);
+    old.replaceWith(fresh);
+    window.htmx.process(fresh);
   }
 
   function stopVideo() {
@@ -172,7 +286,7 @@
       return;
     }
     stopVideo();
-    var link = current && current.querySelector("[data-viewer-open]");
+    var link = shown() && shown().querySelector("[data-viewer-open]");
     if (link) {
       link.focus({ preventScroll: true });
     }
@@ -268,6 +382,7 @@
   document.addEventListener("htmx:historyRestore", function () {
     lastChecked = null;
     current = null;
+    loading = null;
     updateBar();
   });
   document.addEventListener("htmx:afterSwap", updateBar);
