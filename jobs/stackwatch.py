@@ -1,9 +1,10 @@
 """Stops `make run`'s processes if runstack dies without stopping them (kill -9, a crash).
 
 runstack starts this first, in a session of its own, with a pipe on stdin, and writes
-each child's process group to it as it starts them, then "done" once it has stopped
-them itself. End of input without "done" means runstack is gone: every group it named
-gets SIGTERM, then SIGKILL, and the embedded Redis is stopped through its pidfile.
+each child's process group to it as it starts them ("-group" once such a child has
+exited by itself and runstack has cleared up its group), then "done" once it has
+stopped them itself. End of input without "done" means runstack is gone: every group
+it named gets SIGTERM, then SIGKILL, and the embedded Redis is stopped through its pidfile.
 Plain Python, no Django: it must work whatever state the project is in.
 """
 
@@ -44,13 +45,16 @@ def main():
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     redis_pidfile = sys.argv[1] if len(sys.argv) > 1 else ""
-    groups = []
+    groups = set()
     for line in sys.stdin:
         line = line.strip()
         if line == "done":
             return
         if line.isdigit():
-            groups.append(int(line))
+            groups.add(int(line))
+        elif line.startswith("-") and line[1:].isdigit():
+            # Gone: its number may be given to another process, which is none of ours.
+            groups.discard(int(line[1:]))
     kill_groups(groups)
     if redis_pidfile:
         stop_redis(redis_pidfile)

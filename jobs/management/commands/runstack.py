@@ -1,7 +1,8 @@
 """`make run`: the whole app in one command on one machine.
 
 Starts gunicorn (web), a Celery worker, Celery beat and, in demo mode, the
-gateway simulator; prints the URL; stops everything on Ctrl-C or SIGTERM.
+gateway simulator; prints the URL; starts again any of them that exits by itself
+(as compose's `restart: unless-stopped` does); stops everything on Ctrl-C or SIGTERM.
 """
 
 import contextlib
@@ -28,6 +29,16 @@ from soraweb import embedded_redis
 DEMO_DEFAULTS = {"SORA_POLL_INTERVAL": "2", "SORA_SWEEP_INTERVAL": "2"}
 DEMO = not settings.SORA_API_KEY
 SIMULATOR_PORT = int(os.environ.get("SORA_SIMULATOR_PORT", "8765"))
+# A child that ran this long before it exited has recovered: its next wait is 1 s again.
+STEADY_SECONDS = 60
+# This many quick exits in a row is a crash loop: said once, then a try every BACKOFF_CAP seconds.
+CRASH_LOOP = 5
+BACKOFF_CAP = 30
+
+
+def restart_delay(quick_exits):
+    """Seconds before starting a child again after its quick_exits-th quick exit in a row."""
+    return BACKOFF_CAP if quick_exits >= CRASH_LOOP else 2 ** (quick_exits - 1)
 
 
 class Command(BaseCommand):
@@ -55,6 +66,10 @@ class Command(BaseCommand):
         if settings.SORAWEB_EMBEDDED_REDIS:
             embedded_redis.ensure_running(settings.DATA_DIR)
         self.children = {}
+        self.commands = {}  # What start() ran for each child, to run it again.
+        self.started_at = {}
+        self.quick_exits = {}  # Per child: exits in a row, each within STEADY_SECONDS of its start.
+        self.restart_at = {}  # Children waiting out their backoff: when to start them again.
         # A stop request only sets this flag; the loops below look at it. A handler that
         # raised (sys.exit) could land inside stop_all itself: `make` passes its SIGTERM
         # on to runstack, so a SIGTERM to make's process group arrives twice, and the
@@ -122,8 +137,10 @@ class Command(BaseCommand):
                 command, cwd=settings.BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                 start_new_session=True, preexec_fn=_die_with_parent(os.getpid()),
             )  # fmt: skip
+        self.commands[name], self.started_at[name] = command, time.monotonic()
         self.tell_watcher(self.children[name].pid)  # Its own session: its pid is its group.
         self.stdout.write(f"started {name} (pid {self.children[name].pid})")
+        self.stdout.flush()
 
     def wait_for_web(self, url):
         """True once web answers; False if a stop was asked for first."""
@@ -140,10 +157,39 @@ class Command(BaseCommand):
         raise CommandError(f"The web server did not answer at {url}; see {self.log_dir / 'web.log'}")
 
     def watch(self):
+        """Until a stop is asked for, start again each child that exits by itself, after a backoff."""
         while not self.stop_requested.wait(1):
-            self.check_children()
+            now = time.monotonic()
+            for name in [name for name, due in self.restart_at.items() if due <= now]:
+                del self.restart_at[name]
+                self.start(name, *self.commands[name])  # Does nothing once a stop is asked for.
+            for name, child in list(self.children.items()):
+                if child.poll() is not None:
+                    # Reaped: its number may go to another process, which stop_all must not signal.
+                    del self.children[name]
+                    self.restart_at[name] = now + self.exited(name, child, now)
+
+    def exited(self, name, child, now):
+        """Clear up after a child that exited by itself; return how long to wait before starting it again."""
+        # Its own children (Celery's pool, gunicorn's workers) must not outlive it and hold its work.
+        _signal_group(child.pid, signal.SIGKILL)
+        self.tell_watcher(f"-{child.pid}")
+        quick = now - self.started_at[name] < STEADY_SECONDS
+        self.quick_exits[name] = self.quick_exits.get(name, 0) + 1 if quick else 1
+        delay = restart_delay(self.quick_exits[name])
+        line = f"{name} exited with code {child.returncode}; restarting in {delay} s"
+        self.stdout.write(self.style.WARNING(line))
+        if self.quick_exits[name] == CRASH_LOOP:
+            self.stdout.write(self.style.ERROR(
+                f"{name} keeps crashing: {CRASH_LOOP} times in a row, each within {STEADY_SECONDS} s"
+                f" of starting; see {self.log_dir / name}.log. Trying again every {BACKOFF_CAP} s"
+                " until it stays up."
+            ))  # fmt: skip
+        self.stdout.flush()
+        return delay
 
     def check_children(self):
+        """While starting: a child that exits already is misconfigured, and a restart would not help."""
         for name, child in self.children.items():
             if child.poll() is not None:
                 raise CommandError(f"{name} stopped (exit {child.returncode}); see {self.log_dir / name}.log")
