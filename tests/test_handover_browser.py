@@ -4,6 +4,7 @@ opened signed out."""
 import csv
 import io
 import zipfile
+from contextlib import contextmanager
 from urllib.parse import urlsplit
 
 import pytest
@@ -18,6 +19,21 @@ from tests.helpers import screenshot, sign_in, wait_for
 from tests.test_accessibility import assert_no_axe_violations
 
 pytestmark = [pytest.mark.integration, pytest.mark.browser, pytest.mark.usefixtures("media")]
+
+
+@contextmanager
+def signed_out(browser, live_server):
+    """A page in a fresh browser context (no session), collecting its console errors."""
+    visitor = browser.new_context(base_url=live_server.url)
+    stranger = visitor.new_page()
+    stranger.console_errors = []
+    stranger.on(
+        "console", lambda message: message.type == "error" and stranger.console_errors.append(message.text)
+    )
+    try:
+        yield stranger
+    finally:
+        visitor.close()
 
 
 def ready(owner, prompt):
@@ -74,11 +90,7 @@ def test_a_share_link_plays_signed_out_until_it_is_revoked(live_server, browser,
     url = urlsplit(page.locator("#share-url").input_value()).path
     assert_no_axe_violations(page)
 
-    visitor = browser.new_context(base_url=live_server.url)
-    stranger = visitor.new_page()
-    errors = []
-    stranger.on("console", lambda message: message.type == "error" and errors.append(message.text))
-    try:
+    with signed_out(browser, live_server) as stranger:
         assert stranger.goto(url).status == 200
         video = stranger.locator("video")
         video.evaluate("v => { v.muted = true; return v.play(); }")
@@ -87,7 +99,7 @@ def test_a_share_link_plays_signed_out_until_it_is_revoked(live_server, browser,
         assert stranger.get_by_role("link", name="Download MP4").is_visible()
         assert_no_axe_violations(stranger)
         screenshot(stranger, "share-link")
-        assert errors == []
+        assert stranger.console_errors == []
 
         page.goto("/shares/")
         assert_no_axe_violations(page)
@@ -99,8 +111,6 @@ def test_a_share_link_plays_signed_out_until_it_is_revoked(live_server, browser,
         assert "no longer works" in stranger.content()
         assert_no_axe_violations(stranger)
         assert stranger.goto(f"/jobs/{job.pk}/").url.startswith(f"{live_server.url}/accounts/login/")
-    finally:
-        visitor.close()
     assert page.console_errors == []
 
 
@@ -119,11 +129,7 @@ def test_a_board_link_plays_its_videos_signed_out_until_it_is_revoked(live_serve
     assert "Launch picks" in page.locator("main").inner_text()
     assert_no_axe_violations(page)
 
-    visitor = browser.new_context(base_url=live_server.url)
-    stranger = visitor.new_page()
-    errors = []
-    stranger.on("console", lambda message: message.type == "error" and errors.append(message.text))
-    try:
+    with signed_out(browser, live_server) as stranger:
         assert stranger.goto(url).status == 200
         assert stranger.get_by_role("heading", level=1).inner_text() == "Launch picks"
         videos = stranger.locator("video")
@@ -135,7 +141,7 @@ def test_a_board_link_plays_its_videos_signed_out_until_it_is_revoked(live_serve
         assert "alice" not in stranger.content()
         assert_no_axe_violations(stranger)
         screenshot(stranger, "share-board")
-        assert errors == []
+        assert stranger.console_errors == []
 
         page.goto("/shares/")
         assert_no_axe_violations(page)
@@ -147,6 +153,4 @@ def test_a_board_link_plays_its_videos_signed_out_until_it_is_revoked(live_serve
         assert "no longer works" in stranger.content()
         assert stranger.locator("video").count() == 0
         assert_no_axe_violations(stranger)
-    finally:
-        visitor.close()
     assert page.console_errors == []
