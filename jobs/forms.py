@@ -292,7 +292,8 @@ class GalleryFilterForm(forms.Form):
             if name not in self.errors and value not in (None, "", False)
         }
 
-    def apply(self, jobs):
+    def apply(self, jobs, *, board=True):
+        """jobs within the filters; board=False leaves the board out (the tab counts read it themselves)."""
         values = self.values()
         jobs = jobs.filtered(
             model=values.get("model"),
@@ -307,7 +308,7 @@ class GalleryFilterForm(forms.Form):
             jobs = jobs.search(values["q"])
         if values.get("fav"):
             jobs = jobs.favourites_of(self.user)
-        if values.get("board"):
+        if board and values.get("board"):
             jobs = jobs.on_board(values["board"], self.user)
         return jobs
 

@@ -90,7 +90,7 @@ def gallery(request):
     mine = request.GET.get("mine") == "1"
     filters = gallery_filters(request)
     scope = filters.apply(gallery_scope(request.user, mine))
-    counts = tab_counts(scope)
+    counts = tab_counts(gallery_scope(request.user, mine), filters)
     jobs = scope.select_related("owner").only(*CARD_FIELDS).with_starred(request.user)
     if FILTERS[tab]:
         jobs = jobs.filter(status__in=FILTERS[tab])
@@ -204,8 +204,14 @@ def gallery_filters(request):
     return GalleryFilterForm(request.GET, request.user)
 
 
-def tab_counts(scope):
-    counts = scope.capped_counts(FILTERS, TAB_COUNT_LIMIT)
+def tab_counts(scope, filters):
+    """The count shown on each tab for the jobs of scope within the filters."""
+    if board := filters.values().get("board"):
+        # Counted from the board's own rows: see VideoJobQuerySet.capped_counts.
+        among = scope.board_job_ids(board, filters.user)
+        counts = filters.apply(scope, board=False).capped_counts(FILTERS, TAB_COUNT_LIMIT, among=among)
+    else:
+        counts = filters.apply(scope).capped_counts(FILTERS, TAB_COUNT_LIMIT)
     return {
         name: f"{TAB_COUNT_LIMIT:,}+" if count > TAB_COUNT_LIMIT else count for name, count in counts.items()
     }
@@ -239,7 +245,7 @@ def cards(request):
         "jobs": sorted(jobs, key=lambda job: ids.index(job.pk)),
         "gone": [pk for pk in ids if pk not in found],
         # A card that moved moves the tab counts (of the filtered view) too.
-        "counts": tab_counts(filters.apply(gallery_scope(request.user, mine))),
+        "counts": tab_counts(gallery_scope(request.user, mine), filters),
         "filter_query": urlencode({**filters.params(), **({"mine": "1"} if mine else {})}),
         "live_ids": [job.pk for job in jobs if not job.is_final],
         "live_version": live_version(jobs),
