@@ -293,7 +293,7 @@ class GalleryFilterForm(forms.Form):
         }
 
     def apply(self, jobs, *, board=True):
-        """jobs within the filters; board=False leaves the board out (the tab counts read it themselves)."""
+        """jobs within the filters; board=False leaves the board out (the tab counts read it by ids)."""
         values = self.values()
         jobs = jobs.filtered(
             model=values.get("model"),
@@ -308,9 +308,12 @@ class GalleryFilterForm(forms.Form):
             jobs = jobs.search(values["q"])
         if values.get("fav"):
             jobs = jobs.favourites_of(self.user)
-        if board and values.get("board"):
-            jobs = jobs.on_board(values["board"], self.user)
-        return jobs
+        return self.apply_board(jobs) if board else jobs
+
+    def apply_board(self, jobs):
+        """jobs on the board chosen, if one is."""
+        board = self.values().get("board")
+        return jobs.on_board(board, self.user) if board else jobs
 
     @staticmethod
     def created_between(values, now=None):

@@ -89,8 +89,9 @@ def gallery(request):
     tab = tab if tab in FILTERS else "all"
     mine = request.GET.get("mine") == "1"
     filters = gallery_filters(request)
-    scope = filters.apply(gallery_scope(request.user, mine))
-    counts = tab_counts(gallery_scope(request.user, mine), filters)
+    unboarded = filters.apply(gallery_scope(request.user, mine), board=False)
+    counts = tab_counts(unboarded, filters)
+    scope = filters.apply_board(unboarded)
     jobs = scope.select_related("owner").only(*CARD_FIELDS).with_starred(request.user)
     if FILTERS[tab]:
         jobs = jobs.filter(status__in=FILTERS[tab])
@@ -204,14 +205,14 @@ def gallery_filters(request):
     return GalleryFilterForm(request.GET, request.user)
 
 
-def tab_counts(scope, filters):
-    """The count shown on each tab for the jobs of scope within the filters."""
+def tab_counts(unboarded, filters):
+    """The count on each tab; unboarded: the gallery's jobs within the filters but the board."""
     if board := filters.values().get("board"):
-        # Counted from the board's own rows: see VideoJobQuerySet.capped_counts.
-        among = scope.board_job_ids(board, filters.user)
-        counts = filters.apply(scope, board=False).capped_counts(FILTERS, TAB_COUNT_LIMIT, among=among)
+        # The board's jobs are read by id, not found by walking the jobs table: see capped_counts.
+        among = unboarded.board_job_ids(board, filters.user)
+        counts = unboarded.capped_counts(FILTERS, TAB_COUNT_LIMIT, among=among)
     else:
-        counts = filters.apply(scope).capped_counts(FILTERS, TAB_COUNT_LIMIT)
+        counts = unboarded.capped_counts(FILTERS, TAB_COUNT_LIMIT)
     return {
         name: f"{TAB_COUNT_LIMIT:,}+" if count > TAB_COUNT_LIMIT else count for name, count in counts.items()
     }
@@ -245,7 +246,7 @@ def cards(request):
         "jobs": sorted(jobs, key=lambda job: ids.index(job.pk)),
         "gone": [pk for pk in ids if pk not in found],
         # A card that moved moves the tab counts (of the filtered view) too.
-        "counts": tab_counts(gallery_scope(request.user, mine), filters),
+        "counts": tab_counts(filters.apply(gallery_scope(request.user, mine), board=False), filters),
         "filter_query": urlencode({**filters.params(), **({"mine": "1"} if mine else {})}),
         "live_ids": [job.pk for job in jobs if not job.is_final],
         "live_version": live_version(jobs),
