@@ -158,6 +158,11 @@ class VideoJobQuerySet(models.QuerySet):
         # One filter() call, so both conditions hold for the same board item.
         return self.filter(**on_board)
 
+    def favourite_job_ids(self, user: Any) -> models.QuerySet:
+        """The ids of the jobs user starred, read from the Favourite rows themselves."""
+        favourites = self.model._meta.get_field("favourites").related_model.objects.filter(user=user)
+        return favourites.order_by().values("job_id")
+
     def board_job_ids(self, board_id: int, user: Any) -> models.QuerySet:
         """The ids of the jobs on one board (as on_board sees it), read from the board's own rows."""
         items = self.model._meta.get_field("board_items").related_model.objects.filter(board_id=board_id)
@@ -178,8 +183,8 @@ class VideoJobQuerySet(models.QuerySet):
         An exact count reads every job ever made, so a page showing counts would slow down
         as the studio's history grows; a capped count stops after cap + 1 rows.
 
-        among: ids of jobs (board_job_ids), few next to the whole history: only the jobs among
-        them are counted, read by id (see _counts_among; a long list costs a second query).
+        among: ids of jobs (board_job_ids, favourite_job_ids), few next to the whole history: only
+        the jobs among them are counted, read by id (see _counts_among; a long list costs a second query).
         """
         counts = self._counts_among(groups, cap, among) if among is not None else {}
         rest = [name for name in groups if name not in counts]

@@ -402,6 +402,19 @@ def test_with_scope_own_the_tabs_of_a_board_count_only_ones_own_jobs(client, ali
     }  # fmt: skip
 
 
+def test_the_tabs_of_ones_favourites_and_of_favourites_on_a_board_count_only_those(client, alice, bob):
+    starred = [make_job(alice, status=s) for s in (Status.SUCCEEDED, Status.FAILED, Status.QUEUED)]
+    for job in starred:
+        Favourite.toggle(alice, job)
+    Favourite.toggle(bob, make_job(alice, status=Status.SUCCEEDED))  # bob's, not alice's
+    board = board_of(alice, [starred[0], starred[1], make_job(alice, status=Status.FAILED)])
+    client = signed_in(client, alice)
+    assert counts_shown(client, "fav=1") == {"all": "3", "active": "1", "succeeded": "1", "failed": "1"}
+    assert counts_shown(client, f"fav=1&board={board.pk}") == {
+        "all": "2", "active": "0", "succeeded": "1", "failed": "1",
+    }  # fmt: skip
+
+
 def test_the_live_tab_counts_of_a_board_follow_a_card_that_fails(client, alice):
     job = make_job(alice, status=Status.PROCESSING)
     board = board_of(alice, [job, make_job(alice, status=Status.SUCCEEDED)])
