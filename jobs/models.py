@@ -186,33 +186,32 @@ class VideoJobQuerySet(models.QuerySet):
         among: ids of jobs (board_job_ids, favourite_job_ids), few next to the whole history: only
         the jobs among them are counted, read by id (see _counts_among; a long list costs a second query).
         """
-        counts = self._counts_among(groups, cap, among) if among is not None else {}
-        rest = [name for name in groups if name not in counts]
-        if rest:
-            jobs = self if among is None else self.filter(pk__in=among)
-            selects: list[str] = []
-            params: list[Any] = []
-            for name in rest:
-                statuses = groups[name]
-                group = jobs.filter(status__in=statuses) if statuses else jobs
-                sql, group_params = group.order_by().values("pk")[: cap + 1].query.sql_with_params()
-                selects.append(f"(SELECT COUNT(*) FROM ({sql}) AS grp)")
-                params.extend(group_params)
-            with connection.cursor() as cursor:
-                cursor.execute(f"SELECT {', '.join(selects)}", params)
-                counts.update(zip(rest, cursor.fetchone(), strict=True))
-        return {name: counts[name] for name in groups}
+        jobs = self
+        if among is not None:
+            if (counts := self._counts_among(groups, cap, among)) is not None:
+                return counts
+            jobs = self.filter(pk__in=among)
+        selects: list[str] = []
+        params: list[Any] = []
+        for statuses in groups.values():
+            group = jobs.filter(status__in=statuses) if statuses else jobs
+            sql, group_params = group.order_by().values("pk")[: cap + 1].query.sql_with_params()
+            selects.append(f"(SELECT COUNT(*) FROM ({sql}) AS grp)")
+            params.extend(group_params)
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT {', '.join(selects)}", params)
+            return dict(zip(groups, cursor.fetchone(), strict=True))
 
     def _counts_among(
         self, groups: dict[str, Iterable[str] | None], cap: int, among: models.QuerySet
-    ) -> dict[str, int]:
-        """Every group counted exactly in one pass over among's jobs, fetched by id; {} if among is too long.
+    ) -> dict[str, int] | None:
+        """Every group counted in one pass over among's jobs, fetched by id; None if among is too long.
 
         Counted group by group, a board's jobs are found the way the planner prefers: walking
         the jobs table by status and probing each row for the board, which reads every failed
         job ever made to find none on a board of successes. One pass over the board's ids
         reads each of its jobs once. A board of AMONG_READ * cap jobs or more is left to the
-        group by group counts, which stop at cap + 1: then this query only counts its ids.
+        group by group counts, which stop at cap + 1: then this query only counts its first ids.
         """
         read = AMONG_READ * cap
         ids_sql, ids_params = among[:read].query.sql_with_params()
@@ -248,7 +247,7 @@ class VideoJobQuerySet(models.QuerySet):
             )
             listed, *found = cursor.fetchone()
         if listed >= read:
-            return {}
+            return None
         return {name: min(count, cap + 1) for name, count in zip(groups, found, strict=True)}
 
 
