@@ -292,7 +292,8 @@ class GalleryFilterForm(forms.Form):
             if name not in self.errors and value not in (None, "", False)
         }
 
-    def apply(self, jobs):
+    def apply(self, jobs, *, picks=True):
+        """jobs within the filters; picks=False leaves out favourites and board (see counted_among)."""
         values = self.values()
         jobs = jobs.filtered(
             model=values.get("model"),
@@ -305,11 +306,27 @@ class GalleryFilterForm(forms.Form):
             jobs = jobs.filter(owner__username=values["who"])
         if values.get("q"):
             jobs = jobs.search(values["q"])
+        return self.apply_picks(jobs) if picks else jobs
+
+    def apply_picks(self, jobs):
+        """jobs within the favourites and board filters, those chosen."""
+        values = self.values()
         if values.get("fav"):
             jobs = jobs.favourites_of(self.user)
         if values.get("board"):
             jobs = jobs.on_board(values["board"], self.user)
         return jobs
+
+    def counted_among(self, unpicked):
+        """(jobs, ids) to count the filtered jobs by: unpicked (apply(picks=False)) within all but one
+        of the favourites and board filters, and that one's job ids (None if neither is chosen)."""
+        values = self.values()
+        if values.get("board"):
+            jobs = unpicked.favourites_of(self.user) if values.get("fav") else unpicked
+            return jobs, unpicked.board_job_ids(values["board"], self.user)
+        if values.get("fav"):
+            return unpicked, unpicked.favourite_job_ids(self.user)
+        return unpicked, None
 
     @staticmethod
     def created_between(values, now=None):

@@ -58,6 +58,8 @@ PROMPT_FTS_TABLE = "jobs_videojob_fts"
 SEARCH_WORDS = 8
 # Up to this many prompts matching a search are fetched by id (see _prompt_search_postgres).
 SEARCH_PROBE = 2000
+# capped_counts(among=ids) reads the jobs by id when there are fewer ids than this many times the cap.
+AMONG_READ = 10
 
 
 class VideoJobQuerySet(models.QuerySet):
@@ -156,27 +158,97 @@ class VideoJobQuerySet(models.QuerySet):
         # One filter() call, so both conditions hold for the same board item.
         return self.filter(**on_board)
 
+    def favourite_job_ids(self, user: Any) -> models.QuerySet:
+        """The ids of the jobs user starred, read from the Favourite rows themselves."""
+        favourites = self.model._meta.get_field("favourites").related_model.objects.filter(user=user)
+        return favourites.order_by().values("job_id")
+
+    def board_job_ids(self, board_id: int, user: Any) -> models.QuerySet:
+        """The ids of the jobs on one board (as on_board sees it), read from the board's own rows."""
+        items = self.model._meta.get_field("board_items").related_model.objects.filter(board_id=board_id)
+        if settings.SORAWEB_GALLERY_SCOPE == "own" and not user.is_staff:
+            items = items.filter(board__created_by=user)
+        return items.order_by().values("job_id")
+
     def with_starred(self, user: Any) -> "VideoJobQuerySet":
         """Each job annotated with whether user starred it, inside the same query."""
         starred = self.model.objects.filter(pk=OuterRef("pk"), favourites__user=user)
         return self.annotate(starred=Exists(starred))
 
-    def capped_counts(self, groups: dict[str, Iterable[str] | None], cap: int) -> dict[str, int]:
+    def capped_counts(
+        self, groups: dict[str, Iterable[str] | None], cap: int, *, among: models.QuerySet | None = None
+    ) -> dict[str, int]:
         """{name: jobs in that group of statuses (None: all)}, each counted to cap + 1 at most, in one query.
 
         An exact count reads every job ever made, so a page showing counts would slow down
         as the studio's history grows; a capped count stops after cap + 1 rows.
+
+        among: ids of jobs (board_job_ids, favourite_job_ids), few next to the whole history: only
+        the jobs among them are counted, read by id (see _counts_among; a long list costs a second query).
         """
+        jobs = self
+        if among is not None:
+            if (counts := self._counts_among(groups, cap, among)) is not None:
+                return counts
+            jobs = self.filter(pk__in=among)
         selects: list[str] = []
         params: list[Any] = []
         for statuses in groups.values():
-            jobs = self.filter(status__in=statuses) if statuses else self
-            sql, jobs_params = jobs.order_by().values("pk")[: cap + 1].query.sql_with_params()
+            group = jobs.filter(status__in=statuses) if statuses else jobs
+            sql, group_params = group.order_by().values("pk")[: cap + 1].query.sql_with_params()
             selects.append(f"(SELECT COUNT(*) FROM ({sql}) AS grp)")
-            params.extend(jobs_params)
+            params.extend(group_params)
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT {', '.join(selects)}", params)
             return dict(zip(groups, cursor.fetchone(), strict=True))
+
+    def _counts_among(
+        self, groups: dict[str, Iterable[str] | None], cap: int, among: models.QuerySet
+    ) -> dict[str, int] | None:
+        """Every group counted in one pass over among's jobs, fetched by id; None if among is too long.
+
+        Counted group by group, a board's jobs are found the way the planner prefers: walking
+        the jobs table by status and probing each row for the board, which reads every failed
+        job ever made to find none on a board of successes. One pass over the board's ids
+        reads each of its jobs once. A board of AMONG_READ * cap jobs or more is left to the
+        group by group counts, which stop at cap + 1: then this query only counts its first ids.
+        """
+        read = AMONG_READ * cap
+        ids_sql, ids_params = among[:read].query.sql_with_params()
+        quote, meta = connection.ops.quote_name, self.model._meta
+        column = f"{quote(meta.db_table)}.{quote(meta.pk.column)}"
+        # PostgreSQL turns "IN (subquery)" into a join and would scan the whole jobs table for
+        # it; "= ANY(ARRAY(...))" is an index lookup per id. SQLite looks up each id of an IN itself.
+        member = (
+            f"{column} = ANY(ARRAY({ids_sql}))"
+            if connection.vendor == "postgresql"
+            else f"{column} IN ({ids_sql})"
+        )
+        jobs = self.filter(Q(RawSQL(member, ids_params, output_field=models.BooleanField())))
+        sql, params = jobs.order_by().values("status").query.sql_with_params()
+        tallies, tally_params = [], []
+        for statuses in groups.values():
+            if statuses:
+                statuses = list(statuses)
+                tallies.append(
+                    f"COUNT(CASE WHEN grp.status IN ({', '.join(['%s'] * len(statuses))}) THEN 1 END)"
+                )
+                tally_params.extend(statuses)
+            else:
+                tallies.append("COUNT(*)")
+        with connection.cursor() as cursor:
+            # The condition on the number of ids is settled once, before any job is read:
+            # a long board costs only the count of its first ids.
+            cursor.execute(
+                f"WITH listed AS (SELECT COUNT(*) AS n FROM ({ids_sql}) AS ids) "
+                f"SELECT (SELECT n FROM listed), {', '.join(tallies)} FROM ({sql}) AS grp "
+                "WHERE (SELECT n FROM listed) < %s",
+                [*ids_params, *tally_params, *params, read],
+            )
+            listed, *found = cursor.fetchone()
+        if listed >= read:
+            return None
+        return {name: min(count, cap + 1) for name, count in zip(groups, found, strict=True)}
 
 
 class AttachRefused(Exception):

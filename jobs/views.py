@@ -89,8 +89,9 @@ def gallery(request):
     tab = tab if tab in FILTERS else "all"
     mine = request.GET.get("mine") == "1"
     filters = gallery_filters(request)
-    scope = filters.apply(gallery_scope(request.user, mine))
-    counts = tab_counts(scope)
+    unpicked = filters.apply(gallery_scope(request.user, mine), picks=False)
+    counts = tab_counts(unpicked, filters)
+    scope = filters.apply_picks(unpicked)
     jobs = scope.select_related("owner").only(*CARD_FIELDS).with_starred(request.user)
     if FILTERS[tab]:
         jobs = jobs.filter(status__in=FILTERS[tab])
@@ -204,8 +205,12 @@ def gallery_filters(request):
     return GalleryFilterForm(request.GET, request.user)
 
 
-def tab_counts(scope):
-    counts = scope.capped_counts(FILTERS, TAB_COUNT_LIMIT)
+def tab_counts(unpicked, filters):
+    """The count on each tab; unpicked: the gallery's jobs within the filters but favourites and board."""
+    # A board's or someone's favourites' jobs are read by id, not found by walking the jobs
+    # table and probing each row: see capped_counts.
+    jobs, among = filters.counted_among(unpicked)
+    counts = jobs.capped_counts(FILTERS, TAB_COUNT_LIMIT, among=among)
     return {
         name: f"{TAB_COUNT_LIMIT:,}+" if count > TAB_COUNT_LIMIT else count for name, count in counts.items()
     }
@@ -239,7 +244,7 @@ def cards(request):
         "jobs": sorted(jobs, key=lambda job: ids.index(job.pk)),
         "gone": [pk for pk in ids if pk not in found],
         # A card that moved moves the tab counts (of the filtered view) too.
-        "counts": tab_counts(filters.apply(gallery_scope(request.user, mine))),
+        "counts": tab_counts(filters.apply(gallery_scope(request.user, mine), picks=False), filters),
         "filter_query": urlencode({**filters.params(), **({"mine": "1"} if mine else {})}),
         "live_ids": [job.pk for job in jobs if not job.is_final],
         "live_version": live_version(jobs),

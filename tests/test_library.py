@@ -304,6 +304,130 @@ def test_with_scope_own_a_person_cannot_add_or_star_another_persons_job(client, 
     assert client.post(reverse("library:star", args=[theirs.pk])).status_code == 404
 
 
+def counts_shown(client, query=""):
+    """{tab: the count it shows} on the gallery for ?query."""
+    page = client.get("/?" + query).content.decode()
+    return dict(re.findall(r'<span class="tab__count" id="tab-count-(\w+)">([^<]*)</span>', page))
+
+
+def board_of(user, jobs, name="Picks"):
+    board = Board.objects.create(name=name, created_by=user)
+    BoardItem.objects.bulk_create([BoardItem(board=board, job=job, added_by=user) for job in jobs])
+    return board
+
+
+def test_the_tabs_of_a_board_count_its_jobs_by_status(client, alice, bob):
+    statuses = [Status.PROCESSING, Status.PENDING, Status.SUCCEEDED, Status.SUCCEEDED, Status.SUCCEEDED]
+    statuses += [Status.FAILED, Status.CANCELLED, Status.UNKNOWN]
+    board = board_of(alice, [make_job(alice if n % 2 else bob, status=s) for n, s in enumerate(statuses)])
+    for status in (Status.QUEUED, Status.SUCCEEDED, Status.FAILED):  # off the board
+        board_of(alice, [make_job(alice, status=status)], name=f"Other {status}")
+    client = signed_in(client, alice)
+    expected = {"all": "8", "active": "2", "succeeded": "3", "failed": "3"}
+    assert counts_shown(client, f"board={board.pk}") == expected
+    assert counts_shown(client, f"board={board.pk}&status=failed") == expected
+    assert counts_shown(client, f"board={board.pk}&mine=1") == {
+        "all": "4", "active": "1", "succeeded": "1", "failed": "2",
+    }  # fmt: skip
+
+
+def test_the_tabs_of_a_board_count_within_the_search_and_filters(client, alice):
+    board = board_of(
+        alice,
+        [
+            make_job(alice, prompt="a red fox at dawn", status=Status.SUCCEEDED),
+            make_job(alice, prompt="a red fox in snow", status=Status.FAILED),
+            make_job(alice, prompt="a red fox in snow", status=Status.QUEUED, model="openAiSora2Pro"),
+            make_job(alice, prompt="a koi pond", status=Status.SUCCEEDED),
+        ],
+    )
+    make_job(alice, prompt="a red fox off the board", status=Status.SUCCEEDED)
+    client = signed_in(client, alice)
+    assert counts_shown(client, f"board={board.pk}&q=fox") == {
+        "all": "3", "active": "1", "succeeded": "1", "failed": "1",
+    }  # fmt: skip
+    assert counts_shown(client, f"board={board.pk}&q=fox&model=openAiSora2Plus") == {
+        "all": "2", "active": "0", "succeeded": "1", "failed": "1",
+    }  # fmt: skip
+
+
+# Ten times the cap is read in one pass; a longer board is counted tab by tab: both show the same.
+@pytest.mark.parametrize("succeeded", [5, 30])
+def test_a_board_longer_than_the_cap_shows_capped_counts(client, alice, monkeypatch, succeeded):
+    monkeypatch.setattr("jobs.views.TAB_COUNT_LIMIT", 2)
+    jobs = [make_job(alice, status=Status.SUCCEEDED) for _ in range(succeeded)]
+    board = board_of(
+        alice, [*jobs, make_job(alice, status=Status.FAILED), make_job(alice, status=Status.QUEUED)]
+    )
+    make_job(alice, status=Status.FAILED)  # off the board
+    client = signed_in(client, alice)
+    assert counts_shown(client, f"board={board.pk}") == {
+        "all": "2+", "active": "1", "succeeded": "2+", "failed": "1",
+    }  # fmt: skip
+
+
+@pytest.mark.parametrize("size", [3, 12])
+def test_a_board_counts_every_group_exactly_up_to_one_over_the_cap(alice, size):
+    statuses = [Status.SUCCEEDED, Status.FAILED, Status.PROCESSING, Status.SUCCEEDED, Status.CANCELLED]
+    jobs = [make_job(alice, status=statuses[n % len(statuses)]) for n in range(size)]
+    board = board_of(alice, jobs)
+    make_job(alice, status=Status.FAILED)  # off the board
+    among = VideoJob.objects.board_job_ids(board.pk, alice)
+    for cap in range(1, size + 2):
+        exact = {
+            name: sum(1 for job in jobs if not group or job.status in group)
+            for name, group in VideoJob.TABS.items()
+        }
+        expected = {name: min(count, cap + 1) for name, count in exact.items()}
+        assert VideoJob.objects.capped_counts(VideoJob.TABS, cap, among=among) == expected, cap
+        assert VideoJob.objects.on_board(board.pk, alice).capped_counts(VideoJob.TABS, cap) == expected, cap
+
+
+@pytest.mark.usefixtures("own_scope")
+def test_with_scope_own_the_tabs_of_a_board_count_only_ones_own_jobs(client, alice, bob):
+    board = board_of(
+        alice,
+        [
+            make_job(alice, status=Status.SUCCEEDED),
+            make_job(alice, status=Status.FAILED),
+            make_job(bob, status=Status.SUCCEEDED),
+            make_job(bob, status=Status.QUEUED),
+        ],
+    )
+    assert counts_shown(signed_in(client, alice), f"board={board.pk}") == {
+        "all": "2", "active": "0", "succeeded": "1", "failed": "1",
+    }  # fmt: skip
+    assert counts_shown(signed_in(client, bob), f"board={board.pk}") == {
+        "all": "0", "active": "0", "succeeded": "0", "failed": "0",
+    }  # fmt: skip
+
+
+def test_the_tabs_of_ones_favourites_and_of_favourites_on_a_board_count_only_those(client, alice, bob):
+    starred = [make_job(alice, status=s) for s in (Status.SUCCEEDED, Status.FAILED, Status.QUEUED)]
+    for job in starred:
+        Favourite.toggle(alice, job)
+    Favourite.toggle(bob, make_job(alice, status=Status.SUCCEEDED))  # bob's, not alice's
+    board = board_of(alice, [starred[0], starred[1], make_job(alice, status=Status.FAILED)])
+    client = signed_in(client, alice)
+    assert counts_shown(client, "fav=1") == {"all": "3", "active": "1", "succeeded": "1", "failed": "1"}
+    assert counts_shown(client, f"fav=1&board={board.pk}") == {
+        "all": "2", "active": "0", "succeeded": "1", "failed": "1",
+    }  # fmt: skip
+
+
+def test_the_live_tab_counts_of_a_board_follow_a_card_that_fails(client, alice):
+    job = make_job(alice, status=Status.PROCESSING)
+    board = board_of(alice, [job, make_job(alice, status=Status.SUCCEEDED)])
+    make_job(alice, status=Status.PROCESSING)  # off the board
+    client = signed_in(client, alice)
+    page = client.get(f"/?board={board.pk}").content.decode()
+    poller = re.search(r'id="live-cards"[^>]*hx-get="([^"]+)"', page)[1].replace("&amp;", "&")
+    VideoJob.objects.filter(pk=job.pk).update(status=Status.FAILED)
+    page = client.get(poller).content.decode()
+    assert '<span class="tab__count" id="tab-count-active" hx-swap-oob="true">0</span>' in page
+    assert '<span class="tab__count" id="tab-count-failed" hx-swap-oob="true">1</span>' in page
+
+
 def test_the_video_page_lists_its_boards_and_takes_it_off_one(client, alice):
     job = make_job(alice)
     board = Board.objects.create(name="Picks", created_by=alice)
