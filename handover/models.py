@@ -90,7 +90,8 @@ class ShareLink(models.Model):
 
     @property
     def is_live(self) -> bool:
-        return self.revoked_at is None and not self.is_expired
+        # A link speaks for the person who made it: it stops when their account is deactivated.
+        return self.revoked_at is None and not self.is_expired and self.created_by.is_active
 
     def board_jobs(self) -> "models.QuerySet[VideoJob]":
         """The videos a board link serves: ready ones on the board now that its maker may still see."""

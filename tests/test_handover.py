@@ -303,6 +303,17 @@ def test_an_expired_link_is_gone(client, alice):
     assert client.get(url).status_code == 410
 
 
+def test_a_link_stops_while_its_maker_is_deactivated(client, alice, staff):
+    url = make_link(client, alice, ready(alice))
+    client.logout()
+    alice.is_active = False
+    alice.save()
+
+    assert client.get(url).status_code == 410
+    listed = signed_in(client, staff).get(reverse("handover:shares")).content.decode()
+    assert "account is deactivated" in listed and "Revoke" in listed
+
+
 def test_a_link_dies_with_its_job(client, alice):
     job = ready(alice)
     url = make_link(client, alice, job)
