@@ -99,7 +99,8 @@ class ShareLink(models.Model):
             return VideoJob.objects.none()
         return (
             VideoJob.objects.visible_to(self.created_by)
-            .filter(board_items__board_id=self.board_id, status=VideoJob.Status.SUCCEEDED)
+            .on_board(self.board_id, self.created_by)
+            .filter(status=VideoJob.Status.SUCCEEDED)
             .exclude(video="")
         )
 
